@@ -1,0 +1,27 @@
+# nnflow: how neural networks learn, from the data download to the report.
+#   snakemake --profile profiles/default            # everything, locally
+#   snakemake --profile profiles/slurm              # the same on a SLURM cluster
+#   snakemake --report results/report.html          # the HTML report
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/theory.smk"
+include: "workflow/rules/pagerank.smk"
+
+
+rule all:
+    input:
+        all_outputs(),
+    default_target: True
