@@ -88,7 +88,10 @@ def _grid_points(grid: Mapping[str, Any] | None, where: str) -> list[dict[str, A
     for key in keys:
         if not isinstance(product[key], list) or not product[key]:
             raise ValueError(f"{where}.grid.product.{key}: must be a non-empty list")
-    combos = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(product[k] for k in keys))]
+    combos = [
+        dict(zip(keys, values, strict=True))
+        for values in itertools.product(*(product[k] for k in keys))
+    ]
     out = []
     for p in points:
         for c in combos:

@@ -81,6 +81,7 @@ def all_outputs():
     return [
         *targets_data(),
         *targets_training(),
+        *targets_aggregate(),
         *targets_theory(),
         *targets_pagerank(),
     ]

@@ -1,0 +1,109 @@
+# Per-experiment tables and figures, the global tidy metrics table, and the report items.
+#
+# Changing one run reruns that run, its experiment's table and figure, and the global
+# table; the other experiments' figures stay as they are.
+
+EXPERIMENTS_DIR = f"{RESULTS}/experiments"
+
+REPORT_CATEGORY = {
+    "mnist_cost": ("MNIST sheet (Blatt 10)", "25a cost functions"),
+    "mnist_overfitting": ("MNIST sheet (Blatt 10)", "25b/c overfitting and L2"),
+    "unstable_gradients": ("MNIST sheet (Blatt 10)", "26 unstable gradients"),
+    "cifar_overfitting": ("CIFAR sheet (Aufgabe 11)", "11a overfitting 2,500 pairs"),
+    "cifar_optimizers": ("CIFAR sheet (Aufgabe 11)", "11b update rules"),
+    "cifar_challenge": ("CIFAR sheet (Aufgabe 11)", "11c accuracy challenge"),
+}
+
+
+def experiment_run_files(experiment):
+    runs = runs_of(experiment)
+    return {
+        "metrics": [f"{run_dir(r)}/metrics.csv" for r in runs],
+        "run_info": [f"{run_dir(r)}/run.json" for r in runs],
+    }
+
+
+def plotted_experiments():
+    return [name for name in REPORT_CATEGORY if runs_of(name)]
+
+
+rule experiment_table:
+    input:
+        unpack(lambda wc: experiment_run_files(wc.experiment)),
+    output:
+        metrics=f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv",
+        summary=f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv",
+    log:
+        f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
+    wildcard_constraints:
+        experiment=wildcard_alternatives(plotted_experiments()),
+    script:
+        "../scripts/experiment_table.py"
+
+
+def _figure_inputs(experiment):
+    inputs = {
+        "metrics": f"{EXPERIMENTS_DIR}/{experiment}/metrics.csv",
+        "summary": f"{EXPERIMENTS_DIR}/{experiment}/summary.csv",
+    }
+    if experiment == "cifar_challenge":
+        inputs["chosen"] = f"{EXPERIMENTS_DIR}/cifar_challenge/chosen.json"
+        inputs["final_metrics"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/metrics.csv"
+        inputs["final_test"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/test.json"
+    dataset = runs_of(experiment)[0].dataset
+    inputs["provenance"] = f"{DATA_DIR}/{dataset}/provenance.json"
+    return inputs
+
+
+for _experiment in plotted_experiments():
+    _category, _subcategory = REPORT_CATEGORY[_experiment]
+    _out = f"{EXPERIMENTS_DIR}/{_experiment}"
+
+    rule:
+        name:
+            f"figure_{_experiment}"
+        input:
+            **_figure_inputs(_experiment),
+            template=f"workflow/report/{_experiment}.rst",
+        output:
+            png=report(
+                f"{_out}/figure.png",
+                caption=str(Path(f"{_out}/caption.rst").resolve()),
+                category=_category,
+                subcategory=_subcategory,
+            ),
+            pdf=f"{_out}/figure.pdf",
+            caption=f"{_out}/caption.rst",
+            numbers=f"{_out}/numbers.json",
+        params:
+            experiment=_experiment,
+            analysis=canonical_json(config["experiments"][_experiment].get("analysis", {})),
+        log:
+            f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
+        script:
+            "../scripts/experiment_figure.py"
+
+
+rule metrics_table:
+    """One tidy table of every run's per-epoch metrics, and one summary row per run."""
+    input:
+        metrics=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv", experiment=plotted_experiments()),
+        summaries=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv", experiment=plotted_experiments()),
+    output:
+        metrics=f"{RESULTS}/metrics.csv",
+        summary=report(
+            f"{RESULTS}/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+        ),
+    log:
+        f"{RESULTS}/logs/metrics_table.log",
+    script:
+        "../scripts/metrics_table.py"
+
+
+def targets_aggregate():
+    if not plotted_experiments():
+        return []
+    figures = [f"{EXPERIMENTS_DIR}/{e}/figure.png" for e in plotted_experiments()]
+    return figures + [f"{RESULTS}/metrics.csv", f"{RESULTS}/summary.csv"]

@@ -1,0 +1,12 @@
+from nnflow.experiments import train_final
+from nnflow.jobs import job
+
+with job(snakemake) as smk:
+    train_final(
+        chosen_path=smk.input.chosen,
+        final=smk.params.final,
+        data_dir=smk.params.data_dir,
+        outputs=dict(smk.output.items()),
+        checkpoint_dir=smk.params.checkpoint,
+        threads=smk.threads,
+    )

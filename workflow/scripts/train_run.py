@@ -1,0 +1,11 @@
+from nnflow.experiments import train_run
+from nnflow.jobs import job
+
+with job(snakemake) as smk:
+    train_run(
+        spec=smk.params.spec,
+        data_dir=smk.params.data_dir,
+        outputs=dict(smk.output.items()),
+        checkpoint_dir=smk.params.checkpoint,
+        threads=smk.threads,
+    )
