@@ -64,7 +64,7 @@ for _experiment in plotted_experiments():
             f"figure_{_experiment}"
         input:
             **_figure_inputs(_experiment),
-            template=f"workflow/report/{_experiment}.rst",
+            template=str(REPORT_TEMPLATES / f"{_experiment}.rst"),
         output:
             png=report(
                 f"{_out}/figure.png",

@@ -36,6 +36,9 @@ except ValueError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
 RESULTS = "results"
+# Caption templates are read by the figure jobs; an absolute path keeps them
+# found when the workflow runs in another directory (--directory).
+REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 DATA_DIR = config["data"]["prepared_dir"]
 PREPARED_FILES = ["X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "X_test.npy", "y_test.npy"]
 
