@@ -190,3 +190,11 @@ def test_batchnorm_backward_gradients(rng, mode):
 def test_batchnorm_rejects_unknown_mode():
     with pytest.raises(ValueError, match="'train' or 'test'"):
         layers.batchnorm_forward(np.ones((2, 2)), np.ones(2), np.zeros(2), {"mode": "eval"})
+
+
+def test_sigmoid_in_place_output_equals_out_of_place():
+    x = np.linspace(-50, 50, 101)
+    expected = layers.sigmoid(x)
+    y = x.copy()
+    assert layers.sigmoid(y, out=y) is y
+    np.testing.assert_array_equal(y, expected)

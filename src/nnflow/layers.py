@@ -117,17 +117,18 @@ def sigmoid(x, out=None):
 
     Uses ``e = exp(-|x|)``, ``sigma = 1/(1+e)`` for ``x >= 0`` and ``e/(1+e)``
     for ``x < 0``: ``exp`` never overflows and small outputs keep full
-    relative precision. ``out`` (same shape and dtype as x) avoids allocation.
+    relative precision. ``out`` (same shape and dtype as x, may be x itself)
+    receives the result.
     """
     x = _as_float_array(x, "x")
     if out is None:
         out = np.empty_like(x)
+    neg = x < 0  # before writing: out may be x itself
     e = np.abs(x)
     np.negative(e, out=e)
     np.exp(e, out=e)
     np.add(e, 1.0, out=out)
     np.divide(1.0, out, out=out)  # out = 1/(1+e) = sigma(|x|)
-    neg = x < 0
     # sigma(-|x|) = e * sigma(|x|) exactly (e/(1+e)), evaluated only where x < 0.
     np.multiply(e, out, out=out, where=neg)
     return out

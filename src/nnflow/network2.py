@@ -1,0 +1,519 @@
+"""Nielsen's ``network2.py`` (the MNIST sheet), vectorised over the mini-batch.
+
+Same public names and mathematics as network2: sigmoid neurons, quadratic or
+cross-entropy cost, L2 weight decay ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad``,
+mini-batch SGD with a fresh shuffle each epoch, monitoring lists per epoch.
+
+Differences, all deliberate:
+
+- Each mini-batch is ONE matrix computation (``X`` of shape (m, D)); the
+  result equals network2's per-example loop up to floating-point rounding.
+- Randomness comes only from a ``numpy.random.Generator`` (``seed=``/``rng=``).
+  Each epoch draws exactly one ``rng.permutation(n)`` and walks it in
+  consecutive slices of ``mini_batch_size`` (the last may be smaller): this
+  is network2's ``random.shuffle`` + slicing with an explicit generator.
+- Data: network2's lists of ``(x, y)`` tuples of column vectors (one-hot
+  ``y`` for training, integer ``y`` for evaluation) OR a tuple of arrays
+  ``(X, y)`` with ``X`` (N, D) and ``y`` (N,) integer labels or (N, K)
+  targets. The ``convert`` flags of ``accuracy``/``total_cost`` are accepted
+  for compatibility, but the label format is detected from the data.
+- ``save``/``load`` write ``<stem>.npz`` + ``<stem>.json`` (no pickle).
+- ``SGD`` detects divergence (non-finite weights or monitored cost) and
+  stops; see :attr:`Network.status`.
+
+Internally weights are stored as ``(n_in, n_out)`` C-contiguous arrays
+(``a @ W``, the layout BLAS prefers for row batches); :attr:`Network.weights`
+and :attr:`Network.biases` present network2's ``(n_out, n_in)`` and
+``(n_out, 1)`` shapes as VIEWS of that storage, so reading, in-place editing,
+item assignment (``net.weights[0] = w``) and assignment of whole lists all
+work as in network2.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from nnflow import init as _init
+from nnflow.costs import CrossEntropyCost, QuadraticCost, cost_name, get_cost
+from nnflow.layers import sigmoid as _stable_sigmoid
+
+__all__ = [
+    "QuadraticCost",
+    "CrossEntropyCost",
+    "Network",
+    "load",
+    "sigmoid",
+    "sigmoid_prime",
+    "vectorized_result",
+]
+
+log = logging.getLogger(__name__)
+
+_EVAL_CHUNK = 2048
+
+
+def sigmoid(z):
+    """The sigmoid function (numerically stable; no overflow warning)."""
+    return _stable_sigmoid(z)
+
+
+def sigmoid_prime(z):
+    """Derivative of the sigmoid function."""
+    s = _stable_sigmoid(z)
+    return s * (1.0 - s)
+
+
+def vectorized_result(j, num_classes=10):
+    """A (num_classes, 1) one-hot column vector with 1.0 at index j (network2's helper)."""
+    e = np.zeros((num_classes, 1))
+    e[j] = 1.0
+    return e
+
+
+class _ParamList(list):
+    """List of views into a Network's storage; item assignment copies into it."""
+
+    def __init__(self, views, kind):
+        super().__init__(views)
+        self._kind = kind
+
+    def __setitem__(self, index, value):
+        if not isinstance(index, int):
+            raise TypeError(f"{self._kind}: assign one layer at a time (int index)")
+        target = list.__getitem__(self, index)
+        value = np.asarray(value)
+        if value.shape != target.shape:
+            raise ValueError(
+                f"{self._kind}[{index}] must have shape {target.shape}, got {value.shape}"
+            )
+        target[...] = value
+
+
+class _Buffers:
+    """Preallocated work arrays for one mini-batch size."""
+
+    def __init__(self, m, sizes, dtype):
+        self.x = np.empty((m, sizes[0]), dtype=dtype)
+        self.t = np.empty((m, sizes[-1]), dtype=dtype)
+        self.acts = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
+        self.deltas = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
+        self.tmp = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
+        self.gw = [np.empty((d, s), dtype=dtype) for d, s in zip(sizes[:-1], sizes[1:], strict=True)]
+        self.gb = [np.empty(s, dtype=dtype) for s in sizes[1:]]
+
+
+class Network:
+    """A sigmoid network trained by mini-batch SGD (network2's ``Network``).
+
+    Parameters
+    ----------
+    sizes : list of int
+        Layer widths, e.g. ``[784, 30, 10]``.
+    cost : cost class or name
+        ``CrossEntropyCost`` (default) / ``QuadraticCost`` or
+        ``"cross_entropy"`` / ``"quadratic"``.
+    seed, rng : int or ``numpy.random.Generator`` (at most one)
+        Source of all randomness (initial weights, shuffling).
+    dtype : float dtype, default float64.
+    """
+
+    def __init__(self, sizes, cost=CrossEntropyCost, seed=None, rng=None, dtype=np.float64):
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or any(s <= 0 for s in sizes):
+            raise ValueError(f"sizes must list >= 2 positive layer widths, got {sizes}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        self.sizes = sizes
+        self.num_layers = len(sizes)
+        self.cost = get_cost(cost)
+        self.dtype = dtype
+        self.rng = _init.as_rng(rng, seed)
+        self._W = [np.zeros((d, m), dtype=dtype) for d, m in zip(sizes[:-1], sizes[1:], strict=True)]
+        self._b = [np.zeros(m, dtype=dtype) for m in sizes[1:]]
+        self._buffers = {}
+        self.status = {"status": "not_trained", "diverged_epoch": None, "epochs_completed": 0}
+        self.default_weight_initializer()
+
+    # ------------------------------------------------------------------ parameters
+
+    @property
+    def weights(self):
+        """Per layer ``(n_out, n_in)`` weight matrices (views into the network)."""
+        return _ParamList([w.T for w in self._W], "weights")
+
+    @weights.setter
+    def weights(self, values):
+        values = list(values)
+        if len(values) != len(self._W):
+            raise ValueError(f"weights must list {len(self._W)} arrays, got {len(values)}")
+        target = self.weights
+        for i, v in enumerate(values):
+            target[i] = v
+
+    @property
+    def biases(self):
+        """Per layer ``(n_out, 1)`` bias columns (views into the network)."""
+        return _ParamList([b[:, None] for b in self._b], "biases")
+
+    @biases.setter
+    def biases(self, values):
+        values = list(values)
+        if len(values) != len(self._b):
+            raise ValueError(f"biases must list {len(self._b)} arrays, got {len(values)}")
+        target = self.biases
+        for i, v in enumerate(values):
+            target[i] = np.reshape(v, target[i].shape) if np.size(v) == target[i].size else v
+
+    def _set_params(self, weights, biases):
+        for dst, src in zip(self._W, weights, strict=True):
+            dst[...] = src
+        for dst, src in zip(self._b, biases, strict=True):
+            dst[...] = src
+
+    def default_weight_initializer(self):
+        """Weights ~ N(0, 1)/sqrt(n_in), biases ~ N(0, 1), drawn from ``self.rng``."""
+        self._set_params(*_init.network2_default(self.rng, self.sizes, dtype=self.dtype))
+
+    def large_weight_initializer(self):
+        """Weights ~ N(0, 1), biases ~ N(0, 1), drawn from ``self.rng``."""
+        self._set_params(*_init.large(self.rng, self.sizes, dtype=self.dtype))
+
+    # ------------------------------------------------------------------ data handling
+
+    def _features(self, x):
+        x = np.asarray(x)
+        if not np.issubdtype(x.dtype, np.floating) or x.dtype != self.dtype:
+            x = x.astype(self.dtype)
+        return x
+
+    def _arrays(self, data, name):
+        """``(X (N, D), labels (N,) or None, targets (N, K) or None)`` from either format."""
+        if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
+            X, y = data
+            X = self._features(X)
+            if X.ndim == 1:
+                X = X[None, :]
+            y = np.asarray(y)
+        else:
+            pairs = data if isinstance(data, list | tuple) else list(data)
+            if len(pairs) == 0:
+                raise ValueError(f"{name} is empty")
+            X = self._features(np.stack([np.ravel(x) for x, _ in pairs]))
+            if np.ndim(pairs[0][1]) == 0:
+                y = np.array([int(t) for _, t in pairs])
+            else:
+                y = np.stack([np.ravel(t) for _, t in pairs])
+        d, k = self.sizes[0], self.sizes[-1]
+        if X.ndim != 2 or X.shape[1] != d:
+            raise ValueError(f"{name}: inputs must have shape (N, {d}) or be ({d}, 1) columns, "
+                             f"got {X.shape}")
+        if y.ndim == 1:
+            if not np.issubdtype(y.dtype, np.integer):
+                raise ValueError(f"{name}: 1-D labels must be integers, got dtype {y.dtype}")
+            if y.shape[0] != X.shape[0]:
+                raise ValueError(f"{name}: {X.shape[0]} inputs but {y.shape[0]} labels")
+            if y.size and (y.min() < 0 or y.max() >= k):
+                raise ValueError(f"{name}: labels must lie in [0, {k}), got [{y.min()}, {y.max()}]")
+            return X, y, None
+        if y.ndim == 2 and y.shape == (X.shape[0], k):
+            return X, None, y.astype(self.dtype, copy=False)
+        raise ValueError(f"{name}: labels must have shape (N,) (integers) or (N, {k}) "
+                         f"(one-hot), got {y.shape} for N={X.shape[0]}")
+
+    def _one_hot(self, labels):
+        t = np.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
+        t[np.arange(labels.shape[0]), labels] = 1.0
+        return t
+
+    def _training_arrays(self, data, name="training_data"):
+        X, labels, targets = self._arrays(data, name)
+        if targets is None:
+            targets = self._one_hot(labels)
+        return X, targets
+
+    # ------------------------------------------------------------------ forward
+
+    def _forward(self, X):
+        a = X
+        for W, b in zip(self._W, self._b, strict=True):
+            z = a @ W
+            z += b
+            a = _stable_sigmoid(z, out=z)
+        return a
+
+    def _outputs(self, X):
+        if X.shape[0] <= _EVAL_CHUNK:
+            return self._forward(X)
+        return np.concatenate([self._forward(X[i:i + _EVAL_CHUNK])
+                               for i in range(0, X.shape[0], _EVAL_CHUNK)])
+
+    def feedforward(self, a):
+        """Network output for input ``a``.
+
+        ``a`` may be a ``(D, 1)`` column (returns ``(K, 1)``, as network2),
+        a ``(D,)`` vector (returns ``(K,)``) or a batch ``(N, D)`` (returns ``(N, K)``).
+        """
+        a = self._features(a)
+        d = self.sizes[0]
+        if a.ndim == 2 and a.shape == (d, 1) and d != 1:
+            return self._forward(a.T).T
+        if a.ndim == 1 and a.shape[0] == d:
+            return self._forward(a[None, :])[0]
+        if a.ndim == 2 and a.shape[1] == d:
+            return self._outputs(a)
+        raise ValueError(f"a must have shape ({d}, 1), ({d},) or (N, {d}), got {a.shape}")
+
+    # ------------------------------------------------------------------ gradients
+
+    def backprop(self, x, y):
+        """Gradient of the cost for one example, or summed over a batch.
+
+        ``x``: ``(D, 1)`` column with ``y`` a ``(K, 1)`` column (network2), or
+        ``x`` of shape (N, D) with ``y`` (N, K) targets or (N,) labels.
+        Returns ``(nabla_b, nabla_w)`` in network2's layout: lists of
+        ``(n_out, 1)`` and ``(n_out, n_in)`` arrays. No regularisation term.
+        """
+        x = self._features(x)
+        y = np.asarray(y)
+        d = self.sizes[0]
+        if x.ndim == 2 and x.shape == (d, 1) and d != 1:
+            X, T = x.T, np.asarray(y, dtype=self.dtype).reshape(1, -1)
+            if T.shape[1] != self.sizes[-1]:
+                raise ValueError(f"y must have shape ({self.sizes[-1]}, 1), got {y.shape}")
+        else:
+            X, T = self._training_arrays((x, y), "backprop input")
+        zs, acts = [], [X]
+        a = X
+        for W, b in zip(self._W, self._b, strict=True):
+            z = a @ W + b
+            zs.append(z)
+            a = _stable_sigmoid(z)
+            acts.append(a)
+        delta = self.cost.delta(zs[-1], acts[-1], T)
+        nabla_b = [None] * len(self._W)
+        nabla_w = [None] * len(self._W)
+        for l in range(len(self._W) - 1, -1, -1):
+            nabla_b[l] = delta.sum(axis=0)[:, None]
+            nabla_w[l] = (acts[l].T @ delta).T
+            if l > 0:
+                s = acts[l]
+                delta = (delta @ self._W[l].T) * (s * (1.0 - s))
+        return nabla_b, nabla_w
+
+    # ------------------------------------------------------------------ training
+
+    def _buffers_for(self, m):
+        buf = self._buffers.get(m)
+        if buf is None:
+            buf = self._buffers[m] = _Buffers(m, self.sizes, self.dtype)
+        return buf
+
+    def _step(self, x, t, buf, scale, decay):
+        """One SGD step on the batch ``x`` (m, D), targets ``t`` (m, K).
+
+        The output error is multiplied by ``scale = eta/m`` before
+        back-propagation; every later delta is linear in it, so the weight
+        and bias gradients come out already scaled (fewer passes over W).
+        Must run under ``np.errstate(over="ignore")``: the sigmoid is
+        network2's ``1/(1 + exp(-z))``, whose exp may overflow to inf for
+        z < -709, giving the correct limit 0.
+        """
+        Ws, bs, acts = self._W, self._b, buf.acts
+        a = x
+        for W, b, z in zip(Ws, bs, acts, strict=True):
+            np.matmul(a, W, out=z)
+            z += b
+            np.negative(z, out=z)
+            np.exp(z, out=z)
+            z += 1.0
+            np.reciprocal(z, out=z)
+            a = z
+        last = len(Ws) - 1
+        d = buf.deltas[last]
+        np.subtract(a, t, out=d)
+        if self.cost is QuadraticCost:
+            sp = buf.tmp[last]
+            np.subtract(1.0, a, out=sp)
+            sp *= a
+            d *= sp
+        elif self.cost is not CrossEntropyCost:
+            d[...] = self.cost.delta(np.log(a) - np.log1p(-a), a, t)
+        d *= scale
+        for l in range(last, -1, -1):
+            a_prev = acts[l - 1] if l > 0 else x
+            if l > 0:
+                d_prev = buf.deltas[l - 1]
+                np.matmul(d, Ws[l].T, out=d_prev)
+                sp = buf.tmp[l - 1]
+                np.subtract(1.0, a_prev, out=sp)
+                sp *= a_prev
+                d_prev *= sp
+            gw = buf.gw[l]
+            np.matmul(a_prev.T, d, out=gw)
+            if decay != 1.0:
+                Ws[l] *= decay
+            Ws[l] -= gw
+            gb = buf.gb[l]
+            np.add.reduce(d, axis=0, out=gb)
+            bs[l] -= gb
+            if l > 0:
+                d = d_prev
+
+    def update_mini_batch(self, mini_batch, eta, lmbda, n):
+        """One gradient step on ``mini_batch`` (list of (x, y) or a tuple (X, y)).
+
+        ``w <- (1 - eta*lmbda/n) w - (eta/m) sum_batch nabla_w``,
+        ``b <- b - (eta/m) sum_batch nabla_b``; ``n`` is the training-set size.
+        """
+        X, T = self._training_arrays(mini_batch, "mini_batch")
+        m = X.shape[0]
+        buf = self._buffers_for(m)
+        buf.x[...] = X
+        buf.t[...] = T
+        with np.errstate(over="ignore", invalid="ignore"):
+            self._step(buf.x, buf.t, buf, eta / m, 1 - eta * (lmbda / n))
+
+    def _is_finite(self):
+        return all(np.isfinite(w).all() for w in self._W) and all(
+            np.isfinite(b).all() for b in self._b)
+
+    def SGD(self, training_data, epochs, mini_batch_size, eta, lmbda=0.0,  # noqa: N802
+            evaluation_data=None,
+            monitor_evaluation_cost=False,
+            monitor_evaluation_accuracy=False,
+            monitor_training_cost=False,
+            monitor_training_accuracy=False,
+            *, rng=None, seed=None, callback=None, stop_on_divergence=True,
+            return_status=False, verbose=False):
+        """Mini-batch stochastic gradient descent (network2's ``SGD``).
+
+        Returns ``(evaluation_cost, evaluation_accuracy, training_cost,
+        training_accuracy)``: one entry per completed epoch for each
+        monitored quantity (accuracies are counts of correct examples, as in
+        network2). With ``return_status=True`` a fifth element is the status
+        dict, which is also kept in :attr:`status`:
+        ``{"status": "completed" | "diverged" | "stopped",
+        "diverged_epoch": int | None, "epochs_completed": int}`` (epochs
+        counted from 0, as network2 prints them).
+
+        Extra keyword-only options: ``rng``/``seed`` (shuffling; default
+        ``self.rng``), ``callback(epoch, network, record)`` called after each
+        epoch with the monitored values (a truthy return stops training,
+        status "stopped"), ``stop_on_divergence`` (stop when weights or a
+        monitored cost become non-finite), ``verbose`` (log one line per epoch).
+        """
+        if int(mini_batch_size) < 1:
+            raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
+        if int(epochs) < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        gen = self.rng if rng is None and seed is None else _init.as_rng(rng, seed)
+        X, T = self._training_arrays(training_data)
+        if evaluation_data is not None:
+            ev = self._arrays(evaluation_data, "evaluation_data")
+        n = X.shape[0]
+        m = int(mini_batch_size)
+        decay = 1 - eta * (lmbda / n)
+        evaluation_cost, evaluation_accuracy = [], []
+        training_cost, training_accuracy = [], []
+        self.status = {"status": "completed", "diverged_epoch": None, "epochs_completed": 0}
+        for j in range(int(epochs)):
+            perm = gen.permutation(n)
+            with np.errstate(over="ignore", invalid="ignore"):
+                for k in range(0, n, m):
+                    idx = perm[k:k + m]
+                    buf = self._buffers_for(idx.shape[0])
+                    np.take(X, idx, axis=0, out=buf.x, mode="clip")
+                    np.take(T, idx, axis=0, out=buf.t, mode="clip")
+                    self._step(buf.x, buf.t, buf, eta / idx.shape[0], decay)
+            record = {"epoch": j}
+            finite = self._is_finite()
+            if finite:
+                if monitor_training_cost:
+                    record["training_cost"] = self._cost_arrays(X, None, T, lmbda)
+                    training_cost.append(record["training_cost"])
+                if monitor_training_accuracy:
+                    record["training_accuracy"] = self._accuracy_arrays(X, None, T)
+                    training_accuracy.append(record["training_accuracy"])
+                if monitor_evaluation_cost:
+                    record["evaluation_cost"] = self._cost_arrays(*ev, lmbda)
+                    evaluation_cost.append(record["evaluation_cost"])
+                if monitor_evaluation_accuracy:
+                    record["evaluation_accuracy"] = self._accuracy_arrays(*ev)
+                    evaluation_accuracy.append(record["evaluation_accuracy"])
+                finite = all(math.isfinite(record[k]) for k in record)
+            if verbose:
+                log.info("Epoch %s training complete %s", j, record)
+            if not finite and stop_on_divergence:
+                self.status = {"status": "diverged", "diverged_epoch": j, "epochs_completed": j}
+                log.warning("network2.SGD diverged in epoch %s (non-finite weights or cost)", j)
+                break
+            self.status["epochs_completed"] = j + 1
+            if callback is not None and callback(j, self, record):
+                self.status["status"] = "stopped"
+                break
+        result = (evaluation_cost, evaluation_accuracy, training_cost, training_accuracy)
+        return (*result, dict(self.status)) if return_status else result
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _cost_arrays(self, X, labels, targets, lmbda):
+        if targets is None:
+            targets = self._one_hot(labels)
+        a = self._outputs(X)
+        n = X.shape[0]
+        cost = float(self.cost.fn(a, targets)) / n
+        cost += 0.5 * (lmbda / n) * sum(float(np.sum(np.square(w))) for w in self._W)
+        return cost
+
+    def _accuracy_arrays(self, X, labels, targets):
+        if labels is None:
+            labels = np.argmax(targets, axis=1)
+        return int(np.count_nonzero(np.argmax(self._outputs(X), axis=1) == labels))
+
+    def accuracy(self, data, convert=False):
+        """Number of inputs whose most active output neuron is the right label.
+
+        ``convert`` is accepted for network2 compatibility; one-hot or integer
+        labels are detected from the data.
+        """
+        return self._accuracy_arrays(*self._arrays(data, "data"))
+
+    def total_cost(self, data, lmbda, convert=False):
+        """Mean cost over ``data`` plus ``0.5 * (lmbda / len(data)) * sum ||w||^2``.
+
+        As in network2 the regulariser uses ``len(data)`` of the data passed.
+        ``convert`` is accepted for compatibility; labels are detected.
+        """
+        return self._cost_arrays(*self._arrays(data, "data"), lmbda)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, filename):
+        """Save to ``<stem>.npz`` + ``<stem>.json`` (see :mod:`nnflow.model_io`)."""
+        from nnflow.model_io import save_model
+
+        params = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            params[f"w{i}"] = np.ascontiguousarray(w)
+            params[f"b{i}"] = np.ascontiguousarray(b)
+        meta = {"kind": "nnflow.network2.Network", "sizes": self.sizes,
+                "cost": cost_name(self.cost), "dtype": str(self.dtype)}
+        return save_model(filename, params, meta)
+
+
+def load(filename, seed=None, rng=None):
+    """Load a :class:`Network` saved by :meth:`Network.save`."""
+    from nnflow.model_io import load_model
+
+    params, meta = load_model(filename)
+    if meta.get("kind") != "nnflow.network2.Network":
+        raise ValueError(f"{filename}: not a saved network2.Network (kind={meta.get('kind')!r})")
+    net = Network(meta["sizes"], cost=meta["cost"], seed=seed, rng=rng, dtype=meta["dtype"])
+    n_layers = len(meta["sizes"]) - 1
+    net.weights = [params[f"w{i}"] for i in range(n_layers)]
+    net.biases = [params[f"b{i}"] for i in range(n_layers)]
+    return net
