@@ -1,0 +1,329 @@
+"""Turn the verified raw files into the arrays the trainers read.
+
+Output contract (``<out_dir>`` is ``<prepared_dir>/<dataset>``)::
+
+    X_train.npy  y_train.npy  X_val.npy  y_val.npy  X_test.npy  y_test.npy
+    mean_image.npy   (mean of X_train before any mean subtraction, shape (D,))
+    provenance.json
+
+X is (N, D) in the configured float dtype, y is (N,) uint8 class indices
+(not one-hot). Arrays are written with ``np.save(allow_pickle=False)`` and load
+with ``mmap_mode='r'``. Outputs are deterministic: the same inputs and settings
+give byte-identical files (no timestamps).
+
+MNIST (Nielsen's ``mnist_loader``): training = the first 60,000 - validation_size
+official training images, validation = the last validation_size of them,
+test = the 10,000 test images; pixels x/255 in [0, 1]; D = 784 (row-major 28x28).
+
+CIFAR-10 (CS231n ``get_CIFAR10_data``): training = the first num_training of the
+50,000, validation = the following num_validation, test = the first num_test of
+test_batch; values in [0, 255] (no /255), optionally minus the training mean
+image; D = 3072 in the binary's channel-first order (1024 R, 1024 G, 1024 B,
+each row-major 32x32): ``X.reshape(-1, 3, 32, 32)`` is NCHW.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import nnflow
+from nnflow.data.fetch import RECORD_NAME
+from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
+from nnflow.data.sources import (
+    CIFAR_BATCH_BYTES,
+    CIFAR_META_MAX_BYTES,
+    CIFAR_META_MEMBER,
+    CIFAR_TEST_MEMBER,
+    CIFAR_TRAIN_MEMBERS,
+    get_source,
+)
+from nnflow.io import load_npy, read_json, save_npy, write_json
+
+ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
+MIRROR_NOTE = (
+    "JPEG-recompressed mirror: accuracies are close to, not equal to, those on the original data"
+)
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "mnist": {"dtype": "float64", "validation_size": 10000},
+    "cifar10": {
+        "dtype": "float32",
+        "num_training": 49000,
+        "num_validation": 1000,
+        "num_test": 10000,
+        "subtract_mean": True,
+    },
+}
+
+
+class SplitSizeError(ValueError):
+    """A configured split size exceeds what the data hold (names the config key)."""
+
+
+def _dtype(dtype: str) -> np.dtype:
+    if dtype not in ("float32", "float64"):
+        raise ValueError(f"dtype {dtype!r} not allowed; use float32 or float64")
+    return np.dtype(dtype)
+
+
+def pixel_stats(x_uint8: np.ndarray, divisor: int = 1) -> tuple[float, float]:
+    """Mean and population std of uint8 pixels / ``divisor``, correctly rounded.
+
+    Computed from exact integer sums (so independent of summation order and dtype).
+    """
+    flat = np.asarray(x_uint8).reshape(-1, x_uint8.shape[-1])
+    n = flat.size
+    s1 = int(flat.sum(dtype=np.int64))
+    s2 = sum(int(np.einsum("ij,ij->", c, c, dtype=np.int64)) for c in _chunks(flat))
+    mean = Fraction(s1, n * divisor)
+    var = Fraction(n * s2 - s1 * s1, (n * divisor) ** 2)
+    return float(mean), math.sqrt(float(var))
+
+
+def _chunks(a: np.ndarray, rows: int = 4096):
+    for i in range(0, a.shape[0], rows):
+        yield a[i : i + rows]
+
+
+def split_mnist(
+    train_images: np.ndarray,
+    train_labels: np.ndarray,
+    test_images: np.ndarray,
+    test_labels: np.ndarray,
+    *,
+    validation_size: int = 10000,
+    dtype: str = "float64",
+) -> dict[str, np.ndarray]:
+    """Nielsen's split and scaling (arrays in, arrays out)."""
+    dt = _dtype(dtype)
+    n = train_images.shape[0]
+    if train_labels.shape != (n,) or test_labels.shape != (test_images.shape[0],):
+        raise ValueError(
+            f"MNIST images and labels disagree: {train_images.shape}/{train_labels.shape}, "
+            f"{test_images.shape}/{test_labels.shape}"
+        )
+    if not 1 <= validation_size < n:
+        raise SplitSizeError(
+            f"data.mnist.validation_size = {validation_size} must be between 1 and {n - 1} "
+            f"(the official training set has {n} images)"
+        )
+    x = train_images.reshape(n, -1)
+    cut = n - validation_size
+
+    def scale(a: np.ndarray) -> np.ndarray:
+        return a.reshape(a.shape[0], -1).astype(dt) / dt.type(255.0)
+
+    return {
+        "X_train": scale(x[:cut]),
+        "y_train": np.ascontiguousarray(train_labels[:cut], dtype=np.uint8),
+        "X_val": scale(x[cut:]),
+        "y_val": np.ascontiguousarray(train_labels[cut:], dtype=np.uint8),
+        "X_test": scale(test_images),
+        "y_test": np.ascontiguousarray(test_labels, dtype=np.uint8),
+    }
+
+
+def split_cifar10(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    num_training: int = 49000,
+    num_validation: int = 1000,
+    num_test: int = 10000,
+    dtype: str = "float32",
+    subtract_mean: bool = True,
+) -> dict[str, np.ndarray]:
+    """CS231n's split (uint8 (N, 3072) in, float arrays out) plus ``mean_image``."""
+    dt = _dtype(dtype)
+    n_train, n_test = train_x.shape[0], test_x.shape[0]
+    if num_training + num_validation > n_train:
+        raise SplitSizeError(
+            f"data.cifar10.num_training + data.cifar10.num_validation = "
+            f"{num_training} + {num_validation} exceeds the {n_train} training images"
+        )
+    if num_test > n_test:
+        raise SplitSizeError(
+            f"data.cifar10.num_test = {num_test} exceeds the {n_test} test images"
+        )
+    tr = train_x[:num_training]
+    mean64 = tr.sum(axis=0, dtype=np.int64) / num_training
+    mean_image = mean64.astype(dt)
+    out = {
+        "X_train": tr.astype(dt),
+        "y_train": np.ascontiguousarray(train_y[:num_training], dtype=np.uint8),
+        "X_val": train_x[num_training : num_training + num_validation].astype(dt),
+        "y_val": np.ascontiguousarray(
+            train_y[num_training : num_training + num_validation], dtype=np.uint8
+        ),
+        "X_test": test_x[:num_test].astype(dt),
+        "y_test": np.ascontiguousarray(test_y[:num_test], dtype=np.uint8),
+    }
+    if subtract_mean:
+        for key in ("X_train", "X_val", "X_test"):
+            out[key] -= mean_image
+    out["mean_image"] = mean_image
+    return out
+
+
+def _fetch_record(download_dir: Path, dataset: str) -> dict[str, Any]:
+    path = download_dir / RECORD_NAME
+    record = read_json(path)
+    if record.get("dataset") != dataset:
+        raise ValueError(f"{path}: record is for {record.get('dataset')!r}, not {dataset!r}")
+    return record
+
+
+def _write(out_dir: Path, arrays: Mapping[str, np.ndarray], provenance: dict[str, Any]) -> None:
+    for name, arr in arrays.items():
+        save_npy(out_dir / f"{name}.npy", arr)
+    write_json(out_dir / "provenance.json", provenance)  # last: marks completion
+
+
+def _provenance(dataset, record, arrays, settings, extra) -> dict[str, Any]:
+    canonical = bool(record["canonical"])
+    if canonical:
+        note = "canonical files, verified against the published checksums"
+    elif dataset == "cifar10":
+        note = MIRROR_NOTE
+    else:
+        note = "non-canonical mirror copy, verified only by the mirror's SHA256SUMS"
+    return {
+        "dataset": dataset,
+        "files": record["files"],
+        "canonical": canonical,
+        "note": note,
+        "settings": dict(settings),
+        "splits": {k[2:]: int(arrays[k].shape[0]) for k in ARRAYS if k.startswith("X_")},
+        "shapes": {k: list(arrays[k].shape) for k in ARRAYS},
+        "dtype": str(arrays["X_train"].dtype),
+        "nnflow_version": nnflow.__version__,
+        **extra,
+    }
+
+
+def prepare_mnist(
+    download_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    validation_size: int = 10000,
+    dtype: str = "float64",
+) -> dict[str, Any]:
+    """Read the four verified IDX files, split, write the arrays; return the provenance."""
+    download_dir, out_dir = Path(download_dir), Path(out_dir)
+    record = _fetch_record(download_dir, "mnist")
+    raw = {}
+    for f in get_source("mnist").filenames:
+        raw[f.split("-")[0] + "_" + f.split("-")[1]] = read_idx(download_dir / f)
+    for kind in ("train", "t10k"):
+        if raw[f"{kind}_images"].ndim != 3 or raw[f"{kind}_labels"].ndim != 1:
+            raise ValueError(f"{download_dir}: {kind} images/labels have the wrong IDX type")
+    arrays = split_mnist(
+        raw["train_images"], raw["train_labels"], raw["t10k_images"], raw["t10k_labels"],
+        validation_size=validation_size, dtype=dtype,
+    )
+    cut = raw["train_images"].shape[0] - validation_size
+    mean, std = pixel_stats(raw["train_images"][:cut].reshape(cut, -1), 255)
+    all_mean, all_std = pixel_stats(raw["train_images"].reshape(raw["train_images"].shape[0], -1),
+                                    255)
+    tr = raw["train_images"][:cut].reshape(cut, -1)
+    arrays["mean_image"] = (tr.sum(axis=0, dtype=np.int64) / cut / 255.0).astype(dtype)
+    prov = _provenance(
+        "mnist", record, arrays,
+        {"validation_size": validation_size, "dtype": dtype},
+        {
+            "layout": "X rows are 28x28 images, row-major, pixels/255 in [0, 1]; y uint8 0..9",
+            "train_pixel_mean": mean,
+            "train_pixel_std": std,
+            "official_train_pixel_mean": all_mean,
+            "official_train_pixel_std": all_std,
+        },
+    )
+    _write(out_dir, arrays, prov)
+    return prov
+
+
+def prepare_cifar10(
+    download_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    num_training: int = 49000,
+    num_validation: int = 1000,
+    num_test: int = 10000,
+    dtype: str = "float32",
+    subtract_mean: bool = True,
+) -> dict[str, Any]:
+    """Read the batches straight from the verified archive, split, write; return provenance."""
+    download_dir, out_dir = Path(download_dir), Path(out_dir)
+    record = _fetch_record(download_dir, "cifar10")
+    archive = download_dir / get_source("cifar10").filenames[0]
+    limits = {m: CIFAR_BATCH_BYTES for m in (*CIFAR_TRAIN_MEMBERS, CIFAR_TEST_MEMBER)}
+    limits[CIFAR_META_MEMBER] = CIFAR_META_MAX_BYTES
+    members = read_tar_members(archive, limits)
+    parts = [read_cifar_records(members.pop(m), f"{archive}:{m}") for m in CIFAR_TRAIN_MEMBERS]
+    train_x = np.concatenate([p[0] for p in parts])
+    train_y = np.concatenate([p[1] for p in parts])
+    del parts
+    test_x, test_y = read_cifar_records(members.pop(CIFAR_TEST_MEMBER), f"{archive}:test_batch")
+    classes = [c for c in members[CIFAR_META_MEMBER].decode("utf-8").splitlines() if c.strip()]
+    arrays = split_cifar10(
+        train_x, train_y, test_x, test_y,
+        num_training=num_training, num_validation=num_validation, num_test=num_test,
+        dtype=dtype, subtract_mean=subtract_mean,
+    )
+    tr = train_x[:num_training].reshape(num_training, 3, 1024)
+    mean, std = pixel_stats(train_x[:num_training])
+    ch = [pixel_stats(tr[:, c, :]) for c in range(3)]
+    prov = _provenance(
+        "cifar10", record, arrays,
+        {
+            "num_training": num_training,
+            "num_validation": num_validation,
+            "num_test": num_test,
+            "dtype": dtype,
+            "subtract_mean": subtract_mean,
+        },
+        {
+            "layout": (
+                "X rows are channel-first: 1024 R, 1024 G, 1024 B values, each a row-major "
+                "32x32 image (reshape(-1, 3, 32, 32) is NCHW); values in [0, 255]"
+                + (" minus mean_image" if subtract_mean else "")
+                + "; y uint8 0..9"
+            ),
+            "classes": classes,
+            "train_pixel_mean": mean,
+            "train_pixel_std": std,
+            "train_channel_mean": [m for m, _ in ch],
+            "train_channel_std": [s for _, s in ch],
+        },
+    )
+    _write(out_dir, arrays, prov)
+    return prov
+
+
+def prepare_dataset(
+    dataset: str, download_dir: str | os.PathLike, out_dir: str | os.PathLike, **settings: Any
+) -> dict[str, Any]:
+    """Dispatch to :func:`prepare_mnist` / :func:`prepare_cifar10`; unknown keys are errors."""
+    get_source(dataset)
+    allowed = DEFAULTS[dataset]
+    unknown = sorted(set(settings) - set(allowed))
+    if unknown:
+        raise ValueError(f"data.{dataset}: unknown setting(s) {', '.join(unknown)}")
+    fn = prepare_mnist if dataset == "mnist" else prepare_cifar10
+    return fn(download_dir, out_dir, **{**allowed, **settings})
+
+
+def load_prepared(directory: str | os.PathLike, mmap: bool = True) -> dict[str, Any]:
+    """The six arrays (memory-mapped by default) and ``provenance`` of a prepared dataset."""
+    directory = Path(directory)
+    out: dict[str, Any] = {name: load_npy(directory / f"{name}.npy", mmap=mmap) for name in ARRAYS}
+    out["provenance"] = read_json(directory / "provenance.json")
+    return out

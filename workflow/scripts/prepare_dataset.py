@@ -1,0 +1,14 @@
+"""Snakemake script of prepare_dataset: split arrays + provenance.json."""
+
+from pathlib import Path
+
+from nnflow.data import prepare_dataset
+from nnflow.jobs import job
+
+with job(snakemake) as smk:
+    prepare_dataset(
+        smk.wildcards.dataset,
+        Path(smk.input.record).parent,
+        Path(smk.output.provenance).parent,
+        **smk.params.settings,
+    )
