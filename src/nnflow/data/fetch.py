@@ -152,6 +152,7 @@ def _stream(url: str, dest: Path, timeout: float, name: str) -> None:
     try:
         resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https only)
     except urllib.error.HTTPError as exc:
+        exc.close()
         if exc.code >= 500 or exc.code == 429:
             raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
         raise _NextURL(f"HTTP {exc.code} {exc.reason}") from exc
