@@ -51,9 +51,7 @@ def test_gradient_check_every_layer(setup):
     rows = cn.gradient_check(params, X, Y)
     names = {r["name"] for r in rows}
     L = len(SIZES) - 1
-    assert names == {
-        f"{k}{layer}_{p}" for k in "wb" for layer in range(1, L + 1) for p in ("re", "im")
-    }
+    assert names == {f"{k}{layer}_{p}" for k in "wb" for layer in range(1, L + 1) for p in ("re", "im")}
     for r in rows:
         assert r["rel_error"] < 1e-7, r
         assert r["max_elem_rel_error"] < 1e-5, r
@@ -109,12 +107,34 @@ def test_plots_complex(tmp_path, setup):
     rows = cn.gradient_check(params, X, Y)
     pt.plot_complex_gradcheck(rows, out=tmp_path / "gc")
     res = cn.train(params, X, Y, eta=1.0, n_iter=20, record_every=5)
-    pt.plot_complex_training(
-        res["iteration"], res["cost"], res["min_pole_distance"], out=tmp_path / "tr"
-    )
+    pt.plot_complex_training(res["iteration"], res["cost"], res["min_pole_distance"], out=tmp_path / "tr")
     for stem in ("gc", "tr"):
         assert (tmp_path / f"{stem}.png").stat().st_size > 0
         assert (tmp_path / f"{stem}.pdf").stat().st_size > 0
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_run_complex_backprop_small():
+    params = {
+        "seed": 3,
+        "gradcheck_sizes": [2, 3, 2],
+        "gradcheck_samples": 8,
+        "gradcheck_h": 1e-4,
+        "sizes": [2, 6, 1],
+        "target_coeffs": [0.5, 0.3, 0.2],
+        "n_samples": 32,
+        "input_radius": 1.0,
+        "init_scale": 0.3,
+        "eta": 2.0,
+        "n_iter": 400,
+        "record_every": 100,
+    }
+    res = cn.run_complex_backprop(params)
+    s = res["summary"]
+    assert s["gradcheck_max_rel_error"] < 1e-7
+    assert len(res["gradcheck"]) == 2 * 2 * 2
+    assert s["cost_final"] < 0.5 * s["cost_initial"]
+    assert s["cost_final"] < s["cost_constant"]  # learnt more than the mean
+    assert list(res["training"]["iteration"]) == [0, 100, 200, 300, 400]

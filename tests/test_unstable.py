@@ -113,9 +113,7 @@ def test_plots_unstable(tmp_path):
     from nnflow import plots_theory as pt
 
     z = np.linspace(-10, 10, 401)
-    fig = pt.plot_sigmoid_prime(
-        z, u.sigmoid_prime(z), u.check_sigmoid_prime_bound(z), out=tmp_path / "sp"
-    )
+    fig = pt.plot_sigmoid_prime(z, u.sigmoid_prime(z), u.check_sigmoid_prime_bound(z), out=tmp_path / "sp")
     w = np.linspace(4, 30, 300)
     ws, Ls = u.maximise_interval_length()
     pt.plot_interval_length(w, u.interval_length(w), ws, Ls, out=tmp_path / "il.png")
@@ -129,3 +127,33 @@ def test_plots_unstable(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close("all")
+
+
+def test_run_unstable_theory_small():
+    params = {
+        "seed": 1,
+        "z_max": 1000.0,
+        "z_points": 2001,
+        "z_plot_max": 10.0,
+        "w_search_max": 50.0,
+        "w_plot_max": 30.0,
+        "brute_force_w": [6.9],
+        "brute_force_da": 1e-4,
+        "chain_depth": 5,
+        "n_chains": 500,
+        "weight_std": 1.0,
+        "bias_std": 1.0,
+        "n_factors": [1, 5],
+        "mc_samples": 2000,
+        "check_mu": -0.05,
+        "check_s2": 0.06,
+        "check_n": 5,
+    }
+    res = u.run_unstable_theory(params)
+    assert res["sigma_prime"]["max"] == 0.25
+    assert res["interval"]["max_length"] == pytest.approx(0.4477, abs=1e-4)
+    assert res["interval"]["brute_force"][0]["abs_diff"] < 3e-4
+    assert res["interval"]["p_abs_w_ge_4"] == pytest.approx(6.334e-5, rel=1e-3)
+    assert list(res["growth"]["n"]) == [1, 5]
+    with pytest.raises(ValueError, match="chain_depth"):
+        u.run_unstable_theory({**params, "n_factors": [6]})

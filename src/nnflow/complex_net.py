@@ -75,6 +75,8 @@ __all__ = [
     "gradient_check",
     "make_teacher_task",
     "train",
+    "make_polynomial_task",
+    "run_complex_backprop",
 ]
 
 
@@ -250,8 +252,7 @@ def gradient_check(params: dict, X, Y, h: float = 1e-4) -> list[dict]:
                         "norm": float(np.linalg.norm(ga)),
                         "max_abs_error": float(diff.max()),
                         "rel_error": float(
-                            np.linalg.norm(ga - gn)
-                            / max(np.linalg.norm(ga) + np.linalg.norm(gn), 1e-300)
+                            np.linalg.norm(ga - gn) / max(np.linalg.norm(ga) + np.linalg.norm(gn), 1e-300)
                         ),
                         "max_elem_rel_error": float(np.max(diff / np.maximum(scale, floor))),
                     }
@@ -264,7 +265,7 @@ def make_teacher_task(
     n_samples: int = 64,
     sizes=(2, 6, 1),
     input_radius: float = 1.0,
-    teacher_scale: float = 2.0,
+    teacher_scale: float = 1.0,
 ) -> dict:
     """Tiny synthetic complex regression task: inputs uniform in the disc
     |x| <= input_radius, targets y = teacher_net(x) from a random complex net
@@ -308,4 +309,68 @@ def train(params: dict, X, Y, eta: float, n_iter: int, record_every: int = 1) ->
         "iteration": np.array(its),
         "cost": np.array(costs),
         "min_pole_distance": np.array(dists),
+    }
+
+
+def make_polynomial_task(
+    rng: np.random.Generator,
+    n_samples: int = 64,
+    input_radius: float = 1.0,
+    coeffs=(0.5, 0.3, 0.2),
+) -> dict:
+    """Complex regression task y = c0 + c1 x1 + c2 x1 x2 with x uniform in the
+    disc |x_k| <= input_radius (two inputs, one output).  The target is
+    holomorphic in x -- a net of holomorphic layers can only represent
+    holomorphic functions of its input, so e.g. conj(x) would be unlearnable."""
+    r = input_radius * np.sqrt(rng.uniform(size=(n_samples, 2)))
+    X = r * np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, size=(n_samples, 2)))
+    c0, c1, c2 = coeffs
+    Y = (c0 + c1 * X[:, 0] + c2 * X[:, 0] * X[:, 1])[:, None]
+    return {"X": X, "Y": Y}
+
+
+def run_complex_backprop(params: dict) -> dict:
+    """Gradient check and a training run of complex nets (workflow rule
+    ``complex_backprop``).
+
+    ``params`` keys: seed, gradcheck_sizes, gradcheck_samples, gradcheck_h,
+    sizes, n_samples, input_radius, target_coeffs, init_scale, eta, n_iter,
+    record_every.  One ``numpy.random.Generator`` seeded with ``seed`` is split
+    into two streams: (1) gradient check of a net ``gradcheck_sizes`` at its
+    initialisation on a random-teacher task (``make_teacher_task``); (2)
+    training of a net ``sizes`` by gradient descent on the polynomial task
+    (``make_polynomial_task``).  ``cost_constant`` is the cost of the best
+    constant prediction (mean of y), the bar a net must beat to have learnt
+    more than the bias.  Returns dict with ``gradcheck`` (rows), ``training``
+    (iteration, cost, min_pole_distance arrays) and ``summary`` numbers.
+    """
+    rng_gc, rng_tr = np.random.default_rng(params["seed"]).spawn(2)
+    gc_sizes = tuple(params["gradcheck_sizes"])
+    m = params["gradcheck_samples"]
+    gc_task = make_teacher_task(rng_gc, m, gc_sizes, params["input_radius"], 1.0)
+    gc_params = init_params(gc_sizes, rng_gc, params["init_scale"])
+    rows = gradient_check(gc_params, gc_task["X"], gc_task["Y"], h=params["gradcheck_h"])
+
+    sizes = tuple(params["sizes"])
+    task = make_polynomial_task(
+        rng_tr, params["n_samples"], params["input_radius"], tuple(params["target_coeffs"])
+    )
+    p0 = init_params(sizes, rng_tr, params["init_scale"])
+    res = train(p0, task["X"], task["Y"], params["eta"], params["n_iter"], params["record_every"])
+    Y = task["Y"]
+    c0, c1 = float(res["cost"][0]), float(res["cost"][-1])
+    summary = {
+        "gradcheck_max_rel_error": max(r["rel_error"] for r in rows),
+        "gradcheck_max_elem_rel_error": max(r["max_elem_rel_error"] for r in rows),
+        "cost_initial": c0,
+        "cost_final": c1,
+        "cost_ratio": c1 / c0,
+        "cost_constant": float(0.5 * np.sum(np.abs(Y - Y.mean(axis=0)) ** 2) / Y.shape[0]),
+        "min_pole_distance": float(res["min_pole_distance"].min()),
+        "initial_pole_distance": float(res["min_pole_distance"][0]),
+    }
+    return {
+        "gradcheck": rows,
+        "training": {k: res[k] for k in ("iteration", "cost", "min_pole_distance")},
+        "summary": summary,
     }

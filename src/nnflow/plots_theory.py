@@ -71,9 +71,7 @@ def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
 def plot_interval_length(w_abs, length, argmax_w: float, max_length: float, out=None):
     """Length of {a : |w sigma'(w a + b)| >= 1} vs |w| with the maximum annotated."""
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(
-        w_abs, length, label=r"$\frac{2}{|w|}\ln\left(\frac{|w|}{2}(1+\sqrt{1-4/|w|})-1\right)$"
-    )
+    ax.plot(w_abs, length, label=r"$\frac{2}{|w|}\ln\left(\frac{|w|}{2}(1+\sqrt{1-4/|w|})-1\right)$")
     ax.plot(
         [argmax_w],
         [max_length],

@@ -49,6 +49,7 @@ __all__ = [
     "simulate_sigmoid_chain",
     "estimate_log_q_stats",
     "lognormal_growth_table",
+    "run_unstable_theory",
 ]
 
 # ---------------------------------------------------------------------------
@@ -400,3 +401,79 @@ def lognormal_growth_table(
             ch["chain_q84"].append(p84)
         out.update({k: np.asarray(v) for k, v in ch.items()})
     return out
+
+
+# ---------------------------------------------------------------------------
+# the whole study (used by the workflow rule `unstable_theory`)
+# ---------------------------------------------------------------------------
+
+
+def run_unstable_theory(params: dict) -> dict:
+    """All numbers and curves of Aufgabe 26 (a)-(c) / Tutoraufgabe 6.
+
+    ``params`` keys: seed, z_max, z_points, z_plot_max, w_search_max, w_plot_max,
+    brute_force_w (list), brute_force_da, chain_depth, n_chains, weight_std,
+    bias_std, n_factors (list, each <= chain_depth), mc_samples, check_mu,
+    check_s2, check_n.  Randomness: one ``numpy.random.Generator`` seeded with
+    ``seed``, split into independent child streams per sub-study.
+    Returns a JSON-serialisable dict (arrays as numpy arrays) with keys
+    ``sigma_prime``, ``interval``, ``chains``, ``growth``, ``mc_check``.
+    """
+    p = dict(params)
+    if max(p["n_factors"]) > p["chain_depth"]:
+        raise ValueError("every n in n_factors must be <= chain_depth")
+    rng_chain, rng_growth, rng_check = np.random.default_rng(p["seed"]).spawn(3)
+
+    # (a)
+    z_grid = default_z_grid(p["z_max"], p["z_points"])
+    bound = check_sigmoid_prime_bound(z_grid)
+    z_plot = np.linspace(-p["z_plot_max"], p["z_plot_max"], 801)
+
+    # (b)
+    w_star, L_star = maximise_interval_length(4.0, p["w_search_max"])
+    w_plot = np.linspace(4.0, p["w_plot_max"], 1000)
+    da = p["brute_force_da"]
+    bf = []
+    for w in p["brute_force_w"]:
+        a = np.arange(-1.0, 1.0 + da / 2, da)
+        meas = brute_force_interval(w, 0.0, a)
+        formula = interval_length(w)
+        bf.append(
+            {
+                "w": float(w),
+                "formula": formula,
+                "brute_force": meas["length"],
+                "abs_diff": abs(meas["length"] - formula),
+                "spacing": da,
+            }
+        )
+    # probability that |w| >= 4 at all for w ~ N(0, weight_std^2)
+    p_w_ge_4 = math.erfc(4.0 / (p["weight_std"] * math.sqrt(2.0)))
+
+    # (c) sheet scenario: default-initialised sigmoid chains
+    st = estimate_log_q_stats(p["chain_depth"], p["n_chains"], rng_chain, p["weight_std"], p["bias_std"])
+    growth = lognormal_growth_table(st["mu"], st["s2"], p["n_factors"], rng_growth, p["mc_samples"], st["q"])
+    x = monte_carlo_Q(p["check_mu"], p["check_s2"], p["check_n"], p["mc_samples"], rng_check)
+    check = mc_moments_with_errors(p["check_mu"], p["check_s2"], p["check_n"], x)
+
+    return {
+        "sigma_prime": {**bound, "z_plot": z_plot, "sigma_prime_plot": sigmoid_prime(z_plot)},
+        "interval": {
+            "argmax_w": w_star,
+            "max_length": L_star,
+            "w_plot": w_plot,
+            "length_plot": interval_length(w_plot),
+            "brute_force": bf,
+            "p_abs_w_ge_4": p_w_ge_4,
+        },
+        "chains": {
+            "mu": st["mu"],
+            "s2": st["s2"],
+            "frac_q_ge_1": st["frac_q_ge_1"],
+            "mean_q": st["mean_q"],
+            "depth": p["chain_depth"],
+            "n_chains": p["n_chains"],
+        },
+        "growth": growth,
+        "mc_check": check,
+    }

@@ -1,0 +1,100 @@
+# Theory stages without training data: Blatt 10 Aufgabe 26 (= CIFAR sheet Tutoraufgabe 6),
+# unstable gradients, and the Tutoraufgabe on backpropagation for complex-valued nets.
+#
+# Every value that changes an output is a param (canonical JSON, so the params rerun
+# trigger is exact); the scripts never read the config.
+
+THEORY_DIR = f"{RESULTS}/theory"
+UNSTABLE_DIR = f"{THEORY_DIR}/unstable"
+COMPLEX_DIR = f"{THEORY_DIR}/complex_backprop"
+THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
+
+
+def _unstable_theory_cfg():
+    return config["experiments"].get("unstable_gradients", {}).get("theory")
+
+
+def _complex_backprop_cfg():
+    return config["experiments"].get("complex_backprop")
+
+
+def _theory_report(path, caption, subcategory):
+    return report(
+        path,
+        caption=str(Path(caption).resolve()),
+        category=THEORY_CATEGORY,
+        subcategory=subcategory,
+    )
+
+
+rule unstable_theory:
+    input:
+        template="workflow/report/unstable_theory.rst",
+    output:
+        numbers=f"{UNSTABLE_DIR}/numbers.json",
+        table=f"{UNSTABLE_DIR}/lognormal_table.csv",
+        caption=f"{UNSTABLE_DIR}/caption.rst",
+        sigmoid_prime=_theory_report(
+            f"{UNSTABLE_DIR}/sigmoid_prime.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        ),
+        sigmoid_prime_pdf=f"{UNSTABLE_DIR}/sigmoid_prime.pdf",
+        interval=_theory_report(
+            f"{UNSTABLE_DIR}/interval_length.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        ),
+        interval_pdf=f"{UNSTABLE_DIR}/interval_length.pdf",
+        lognormal=_theory_report(
+            f"{UNSTABLE_DIR}/lognormal.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        ),
+        lognormal_pdf=f"{UNSTABLE_DIR}/lognormal.pdf",
+    params:
+        theory=canonical_json(_unstable_theory_cfg() or {}),
+    log:
+        f"{RESULTS}/logs/theory/unstable_theory.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/unstable_theory.py"
+
+
+rule complex_backprop:
+    input:
+        template="workflow/report/complex_backprop.rst",
+    output:
+        numbers=f"{COMPLEX_DIR}/numbers.json",
+        gradcheck=f"{COMPLEX_DIR}/gradcheck.csv",
+        training=f"{COMPLEX_DIR}/training.csv",
+        caption=f"{COMPLEX_DIR}/caption.rst",
+        gradcheck_png=_theory_report(
+            f"{COMPLEX_DIR}/gradcheck.png", f"{COMPLEX_DIR}/caption.rst", "Tutoraufgabe complex backprop"
+        ),
+        gradcheck_pdf=f"{COMPLEX_DIR}/gradcheck.pdf",
+        training_png=_theory_report(
+            f"{COMPLEX_DIR}/training.png", f"{COMPLEX_DIR}/caption.rst", "Tutoraufgabe complex backprop"
+        ),
+        training_pdf=f"{COMPLEX_DIR}/training.pdf",
+    params:
+        experiment=canonical_json(
+            {k: v for k, v in (_complex_backprop_cfg() or {}).items() if k != "enabled"}
+        ),
+    log:
+        f"{RESULTS}/logs/theory/complex_backprop.log",
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/complex_backprop.py"
+
+
+def targets_theory():
+    """Outputs of the theory rules for `rule all` (those of disabled/missing sections are skipped)."""
+    out = []
+    ug = config["experiments"].get("unstable_gradients", {})
+    if _unstable_theory_cfg() is not None and ug.get("enabled", True):
+        out += [f"{UNSTABLE_DIR}/numbers.json", f"{UNSTABLE_DIR}/lognormal.png"]
+    cb = _complex_backprop_cfg()
+    if cb is not None and cb.get("enabled", True):
+        out += [f"{COMPLEX_DIR}/numbers.json", f"{COMPLEX_DIR}/training.png"]
+    return out
