@@ -29,7 +29,7 @@ def _theory_report(path, caption, subcategory):
 
 rule unstable_theory:
     input:
-        template="workflow/report/unstable_theory.rst",
+        template=str(REPORT_TEMPLATES / "unstable_theory.rst"),
     output:
         numbers=f"{UNSTABLE_DIR}/numbers.json",
         table=f"{UNSTABLE_DIR}/lognormal_table.csv",
@@ -60,7 +60,7 @@ rule unstable_theory:
 
 rule complex_backprop:
     input:
-        template="workflow/report/complex_backprop.rst",
+        template=str(REPORT_TEMPLATES / "complex_backprop.rst"),
     output:
         numbers=f"{COMPLEX_DIR}/numbers.json",
         gradcheck=f"{COMPLEX_DIR}/gradcheck.csv",
