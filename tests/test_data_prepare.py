@@ -1,0 +1,156 @@
+"""Splits, scaling, provenance and determinism of the prepared arrays (synthetic mirror)."""
+
+from __future__ import annotations
+
+import gzip
+
+import numpy as np
+import pytest
+
+from nnflow.data import (
+    SplitSizeError,
+    fetch_dataset,
+    load_prepared,
+    prepare_dataset,
+    read_cifar_records,
+    read_idx,
+    read_tar_members,
+)
+from nnflow.data.prepare import ARRAYS, MIRROR_NOTE, pixel_stats
+from nnflow.data.sources import CIFAR_TEST_MEMBER, CIFAR_TRAIN_MEMBERS
+
+
+@pytest.fixture
+def downloads(tmp_path, synthetic_mirror):
+    out = {}
+    for ds in ("mnist", "cifar10"):
+        out[ds] = tmp_path / "dl" / ds
+        fetch_dataset(ds, out[ds], mirror=synthetic_mirror, accept_mirror_checksums=True)
+    return out
+
+
+def _raw_mnist(mirror):
+    def r(name):
+        return read_idx(gzip.decompress((mirror / "mnist" / name).read_bytes()))
+
+    return (r("train-images-idx3-ubyte.gz"), r("train-labels-idx1-ubyte.gz"),
+            r("t10k-images-idx3-ubyte.gz"), r("t10k-labels-idx1-ubyte.gz"))
+
+
+def _raw_cifar(mirror):
+    members = read_tar_members(
+        mirror / "cifar-10" / "cifar-10-binary.tar.gz",
+        dict.fromkeys((*CIFAR_TRAIN_MEMBERS, CIFAR_TEST_MEMBER), 10**7),
+    )
+    train = [read_cifar_records(members[m]) for m in CIFAR_TRAIN_MEMBERS]
+    test = read_cifar_records(members[CIFAR_TEST_MEMBER])
+    return np.concatenate([t[0] for t in train]), np.concatenate([t[1] for t in train]), *test
+
+
+def test_mnist_split_as_nielsen(tmp_path, downloads, synthetic_mirror):
+    prov = prepare_dataset("mnist", downloads["mnist"], tmp_path / "mnist", validation_size=100)
+    d = load_prepared(tmp_path / "mnist")
+    xi, yi, xt, yt = _raw_mnist(synthetic_mirror)
+    assert d["X_train"].shape == (500, 784) and d["X_train"].dtype == np.float64
+    assert d["X_val"].shape == (100, 784) and d["X_test"].shape == (100, 784)
+    for k in ("y_train", "y_val", "y_test"):
+        assert d[k].dtype == np.uint8 and d[k].ndim == 1
+    np.testing.assert_array_equal(d["X_train"], xi[:500].reshape(500, -1) / 255.0)
+    np.testing.assert_array_equal(d["X_val"], xi[500:].reshape(100, -1) / 255.0)  # the LAST 100
+    np.testing.assert_array_equal(d["y_val"], yi[500:])
+    np.testing.assert_array_equal(d["X_test"], xt.reshape(100, -1) / 255.0)
+    np.testing.assert_array_equal(d["y_test"], yt)
+    assert 0.0 <= d["X_train"].min() and d["X_train"].max() <= 1.0
+    assert prov == d["provenance"]
+    assert prov["canonical"] is False and "non-canonical" in prov["note"]
+    assert prov["splits"] == {"train": 500, "val": 100, "test": 100}
+    assert prov["dtype"] == "float64"
+    assert {f["verified_by"] for f in prov["files"]} == {"mirror SHA256SUMS"}
+    assert [f["name"] for f in prov["files"]][0] == "train-images-idx3-ubyte.gz"
+    assert prov["train_pixel_mean"] == pytest.approx(d["X_train"].mean(), rel=1e-12)
+    assert prov["train_pixel_std"] == pytest.approx(d["X_train"].std(), rel=1e-12)
+    assert "timestamp" not in str(prov)
+
+
+def test_mnist_float32(tmp_path, downloads):
+    prepare_dataset("mnist", downloads["mnist"], tmp_path / "m", validation_size=100,
+                    dtype="float32")
+    d = load_prepared(tmp_path / "m")
+    assert all(d[k].dtype == np.float32 for k in ("X_train", "X_val", "X_test"))
+
+
+def test_cifar_split_as_cs231n(tmp_path, downloads, synthetic_mirror):
+    prov = prepare_dataset("cifar10", downloads["cifar10"], tmp_path / "c",
+                           num_training=400, num_validation=50, num_test=80)
+    d = load_prepared(tmp_path / "c")
+    x, y, xt, yt = _raw_cifar(synthetic_mirror)
+    mean = np.load(tmp_path / "c" / "mean_image.npy")
+    assert mean.shape == (3072,) and mean.dtype == np.float32
+    np.testing.assert_allclose(mean, x[:400].mean(axis=0), rtol=1e-6)
+    assert d["X_train"].shape == (400, 3072) and d["X_train"].dtype == np.float32
+    np.testing.assert_allclose(d["X_train"], x[:400] - mean, atol=1e-4)
+    np.testing.assert_allclose(d["X_val"], x[400:450] - mean, atol=1e-4)
+    np.testing.assert_allclose(d["X_test"], xt[:80] - mean, atol=1e-4)
+    np.testing.assert_array_equal(d["y_train"], y[:400])
+    np.testing.assert_array_equal(d["y_val"], y[400:450])
+    np.testing.assert_array_equal(d["y_test"], yt[:80])
+    assert prov["note"] == MIRROR_NOTE and prov["canonical"] is False
+    assert prov["classes"][0] == "airplane" and len(prov["classes"]) == 10
+    assert prov["splits"] == {"train": 400, "val": 50, "test": 80}
+    assert "channel-first" in prov["layout"]
+
+
+def test_cifar_without_mean_subtraction_keeps_0_255(tmp_path, downloads, synthetic_mirror):
+    prepare_dataset("cifar10", downloads["cifar10"], tmp_path / "c", num_training=100,
+                    num_validation=10, num_test=10, subtract_mean=False, dtype="float64")
+    d = load_prepared(tmp_path / "c", mmap=False)
+    x = _raw_cifar(synthetic_mirror)[0]
+    assert d["X_train"].dtype == np.float64
+    np.testing.assert_array_equal(d["X_train"], x[:100])
+    assert d["X_train"].max() > 1.5  # no /255
+
+
+def test_outputs_are_deterministic(tmp_path, downloads):
+    for out in ("a", "b"):
+        prepare_dataset("cifar10", downloads["cifar10"], tmp_path / out, num_training=100,
+                        num_validation=10, num_test=10)
+    for name in [*ARRAYS, "mean_image", "provenance"]:
+        suffix = ".json" if name == "provenance" else ".npy"
+        a = (tmp_path / "a" / f"{name}{suffix}").read_bytes()
+        assert a == (tmp_path / "b" / f"{name}{suffix}").read_bytes(), name
+
+
+@pytest.mark.parametrize(
+    ("dataset", "settings", "key"),
+    [
+        ("mnist", {"validation_size": 600}, "data.mnist.validation_size = 600"),
+        ("cifar10", {"num_training": 590, "num_validation": 20}, "data.cifar10.num_training"),
+        ("cifar10", {"num_training": 10, "num_validation": 5, "num_test": 101}, "num_test = 101"),
+    ],
+)
+def test_split_sizes_too_large(tmp_path, downloads, dataset, settings, key):
+    with pytest.raises(SplitSizeError, match=key):
+        prepare_dataset(dataset, downloads[dataset], tmp_path / "out", **settings)
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_setting_and_dataset(tmp_path, downloads):
+    with pytest.raises(ValueError, match="data.mnist: unknown setting.*num_test"):
+        prepare_dataset("mnist", downloads["mnist"], tmp_path / "o", num_test=5)
+    with pytest.raises(ValueError, match="unknown dataset 'imagenet'; allowed: cifar10, mnist"):
+        prepare_dataset("imagenet", downloads["mnist"], tmp_path / "o")
+
+
+def test_pixel_stats_exact():
+    x = np.array([[0, 255], [255, 255]], np.uint8)
+    mean, std = pixel_stats(x, 255)
+    assert mean == 0.75 and std == pytest.approx(np.sqrt(0.1875), rel=1e-15)
+
+
+def test_synthetic_data_is_learnable(tmp_path, downloads):
+    """A nearest-class-mean classifier beats chance by far on the synthetic data."""
+    prepare_dataset("mnist", downloads["mnist"], tmp_path / "m", validation_size=100)
+    d = load_prepared(tmp_path / "m")
+    means = np.stack([d["X_train"][d["y_train"] == c].mean(axis=0) for c in range(10)])
+    dist = ((d["X_test"][:, None, :] - means[None]) ** 2).sum(axis=2)
+    assert (dist.argmin(axis=1) == d["y_test"]).mean() > 0.5
