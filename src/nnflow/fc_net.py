@@ -1,0 +1,237 @@
+"""CS231n ``FullyConnectedNet``: {affine - [batchnorm] - activation - [dropout]} x (L - 1) - affine - loss.
+
+Parameters live in ``self.params`` under CS231n's names ``W1, b1, ..., WL, bL``
+(``W_l`` of shape ``(n_{l-1}, n_l)``) and, with batch normalisation,
+``gamma1, beta1, ..., gamma{L-1}, beta{L-1}``. The loss is the softmax
+cross-entropy averaged over the batch plus ``0.5 * reg * sum_l ||W_l||^2``
+(CS231n convention; its gradient adds ``reg * W_l``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnflow import init as _init
+from nnflow import layers
+from nnflow.costs import CrossEntropyCost
+
+__all__ = ["FullyConnectedNet", "ACTIVATIONS", "NORMALIZATIONS", "COSTS"]
+
+ACTIVATIONS = {
+    "relu": (layers.relu_forward, layers.relu_backward),
+    "sigmoid": (layers.sigmoid_forward, layers.sigmoid_backward),
+    "tanh": (layers.tanh_forward, layers.tanh_backward),
+}
+NORMALIZATIONS = (None, "batchnorm")
+COSTS = ("softmax", "cross_entropy_sigmoid")
+
+
+class FullyConnectedNet:
+    """Fully-connected network of arbitrary depth (CS231n assignment 2).
+
+    Parameters
+    ----------
+    hidden_dims : list of int, widths of the hidden layers.
+    input_dim, num_classes : int.
+    activation : "relu" (default), "sigmoid" or "tanh".
+    weight_scale : float; W ~ weight_scale * N(0, 1), b = 0 (CS231n), used
+        when ``init`` is None.
+    init : None or an initializer name of :mod:`nnflow.init` ("he",
+        "xavier", "network2", "large", ...) overriding ``weight_scale``.
+    reg : L2 strength (CS231n convention).
+    dropout_keep_ratio : probability of keeping a hidden unit; 1 = no dropout.
+    normalization : None or "batchnorm".
+    dtype : np.float32 (default) or np.float64; parameters, activations,
+        gradients and the loss all stay in it.
+    seed, rng : source of the initial weights and of the dropout masks.
+    cost : "softmax" (default) or "cross_entropy_sigmoid" (sigmoid outputs
+        with network2's cross-entropy against one-hot targets, averaged over N).
+    """
+
+    def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, activation="relu",
+                 weight_scale=1e-2, init=None, reg=0.0, dropout_keep_ratio=1,
+                 normalization=None, dtype=np.float32, seed=None, rng=None, cost="softmax"):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; allowed values: "
+                             f"{sorted(ACTIVATIONS)}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"unknown normalization {normalization!r}; allowed values: "
+                             f"{list(NORMALIZATIONS)}")
+        if cost not in COSTS:
+            raise ValueError(f"unknown cost {cost!r}; allowed values: {list(COSTS)}")
+        if not 0 < dropout_keep_ratio <= 1:
+            raise ValueError(f"dropout_keep_ratio must be in (0, 1], got {dropout_keep_ratio}")
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        dims = [int(input_dim), *[int(h) for h in hidden_dims], int(num_classes)]
+        self.dims = dims
+        self.num_layers = len(dims) - 1
+        self.activation = activation
+        self.normalization = normalization
+        self.reg = float(reg)
+        self.dtype = dtype
+        self.cost = cost
+        self.use_dropout = dropout_keep_ratio != 1
+        self.rng = _init.as_rng(rng, seed)
+        if init is None:
+            ws, bs = _init.weight_scale(self.rng, dims, dtype=dtype, weight_scale=weight_scale)
+        else:
+            ws, bs = _init.get_initializer(init)(self.rng, dims, dtype=dtype)
+        self.params = {}
+        for i, (w, b) in enumerate(zip(ws, bs, strict=True), start=1):
+            self.params[f"W{i}"] = np.ascontiguousarray(w, dtype=dtype)
+            self.params[f"b{i}"] = np.ascontiguousarray(b, dtype=dtype)
+        if normalization == "batchnorm":
+            for i in range(1, self.num_layers):
+                self.params[f"gamma{i}"] = np.ones(dims[i], dtype=dtype)
+                self.params[f"beta{i}"] = np.zeros(dims[i], dtype=dtype)
+        self.dropout_param = {"mode": "train", "p": float(dropout_keep_ratio)}
+        self.bn_params = [
+            {"mode": "train", "running_mean": np.zeros(dims[i], dtype=dtype),
+             "running_var": np.zeros(dims[i], dtype=dtype)}
+            for i in range(1, self.num_layers)
+        ] if normalization == "batchnorm" else []
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self):
+        """Non-parameter arrays (batchnorm running statistics) for checkpoints."""
+        state = {}
+        for i, p in enumerate(self.bn_params, start=1):
+            state[f"bn{i}_running_mean"] = p["running_mean"]
+            state[f"bn{i}_running_var"] = p["running_var"]
+        return state
+
+    def set_state(self, state):
+        """Restore what :meth:`get_state` returned."""
+        for i, p in enumerate(self.bn_params, start=1):
+            p["running_mean"] = np.array(state[f"bn{i}_running_mean"], dtype=self.dtype)
+            p["running_var"] = np.array(state[f"bn{i}_running_var"], dtype=self.dtype)
+
+    # ------------------------------------------------------------------ forward/backward
+
+    def _check_input(self, X):
+        X = np.asarray(X)
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != self.dims[0]:
+            raise ValueError(f"X must have shape (N, {self.dims[0]}) (or (N, d1, ..., dk) with "
+                             f"{self.dims[0]} values per example), got {X.shape}")
+        return X.reshape(X.shape[0], -1).astype(self.dtype, copy=False)
+
+    def _one_hot(self, y, n):
+        t = np.zeros((n, self.dims[-1]), dtype=self.dtype)
+        t[np.arange(n), y] = 1
+        return t
+
+    def _data_loss(self, scores, y):
+        if self.cost == "softmax":
+            return layers.softmax_loss(scores, y)
+        n = scores.shape[0]
+        y = layers._check_labels(y, n, scores.shape[1])
+        a = layers.sigmoid(scores)
+        t = self._one_hot(y, n)
+        loss = self.dtype.type(CrossEntropyCost.fn(a, t) / n)
+        return loss, (a - t) / self.dtype.type(n)
+
+    def _reg_loss(self):
+        return 0.5 * self.reg * sum(float(np.sum(self.params[f"W{i}"] ** 2))
+                                    for i in range(1, self.num_layers + 1))
+
+    def loss(self, X, y=None, *, mode=None, return_layer_grads=False):
+        """Scores, or loss and gradients.
+
+        Parameters
+        ----------
+        X : (N, D) inputs (or (N, d1, ..., dk)).
+        y : (N,) integer labels, or None.
+        mode : "train"/"test"; default "test" when y is None, else "train"
+            (dropout active, batchnorm uses and updates batch statistics).
+        return_layer_grads : also return the per-layer "speed of learning"
+            ``||dL/db_l||`` for l = 1..L (Nielsen ch. 5): the norm of the
+            output error of layer l summed over the batch (reg excluded).
+
+        Returns
+        -------
+        y is None: scores (N, C).
+        otherwise: ``(loss, grads)`` with ``grads[name]`` shaped like
+        ``params[name]``; with ``return_layer_grads`` ``(loss, grads, norms)``,
+        ``norms`` an array of shape (L,).
+        """
+        X = self._check_input(X)
+        if mode is None:
+            mode = "test" if y is None else "train"
+        if mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' or 'test', got {mode!r}")
+        act_fwd, act_bwd = ACTIVATIONS[self.activation]
+        self.dropout_param["mode"] = mode
+        for p in self.bn_params:
+            p["mode"] = mode
+        caches = []
+        h = X
+        for i in range(1, self.num_layers):
+            h, c_aff = layers.affine_forward(h, self.params[f"W{i}"], self.params[f"b{i}"])
+            c_bn = c_do = None
+            if self.normalization == "batchnorm":
+                h, c_bn = layers.batchnorm_forward(h, self.params[f"gamma{i}"],
+                                                   self.params[f"beta{i}"], self.bn_params[i - 1])
+            h, c_act = act_fwd(h)
+            if self.use_dropout:
+                h, c_do = layers.dropout_forward(h, self.dropout_param, rng=self.rng)
+            caches.append((c_aff, c_bn, c_act, c_do))
+        L = self.num_layers
+        scores, c_last = layers.affine_forward(h, self.params[f"W{L}"], self.params[f"b{L}"])
+        if y is None:
+            return scores
+
+        loss, dout = self._data_loss(scores, y)
+        grads = {}
+        dh, grads[f"W{L}"], grads[f"b{L}"] = layers.affine_backward(dout, c_last)
+        for i in range(L - 1, 0, -1):
+            c_aff, c_bn, c_act, c_do = caches[i - 1]
+            if c_do is not None:
+                dh = layers.dropout_backward(dh, c_do)
+            dh = act_bwd(dh, c_act)
+            if c_bn is not None:
+                dh, grads[f"gamma{i}"], grads[f"beta{i}"] = layers.batchnorm_backward(dh, c_bn)
+            dh, grads[f"W{i}"], grads[f"b{i}"] = layers.affine_backward(dh, c_aff)
+        norms = None
+        if return_layer_grads:
+            norms = np.array([np.linalg.norm(grads[f"b{i}"]) for i in range(1, L + 1)])
+        if self.reg:
+            loss = loss + self.dtype.type(self._reg_loss())
+            for i in range(1, L + 1):
+                grads[f"W{i}"] += self.reg * self.params[f"W{i}"]
+        if return_layer_grads:
+            return loss, grads, norms
+        return loss, grads
+
+    def layer_gradient_norms(self, X, y):
+        """``||dL/db_l||`` per layer l = 1..L (array of shape (L,)), in train mode.
+
+        With batchnorm the pre-normalisation biases get ~0 gradient (the batch
+        mean removes them); use it without batchnorm for Nielsen's study.
+        """
+        return self.loss(X, y, return_layer_grads=True)[2]
+
+    # ------------------------------------------------------------------ evaluation
+
+    def predict(self, X, batch_size=1000):
+        """Predicted labels (N,) in test mode, computed in chunks."""
+        X = self._check_input(X)
+        return np.concatenate([np.argmax(self.loss(X[i:i + batch_size]), axis=1)
+                               for i in range(0, max(X.shape[0], 1), batch_size)]
+                              ) if X.shape[0] else np.zeros(0, dtype=np.intp)
+
+    def eval_loss(self, X, y, batch_size=1000):
+        """Test-mode loss (data loss averaged over all N, plus the L2 term) as a float."""
+        X = self._check_input(X)
+        y = np.asarray(y)
+        n = X.shape[0]
+        if n == 0:
+            raise ValueError("eval_loss needs at least one example")
+        total = 0.0
+        for i in range(0, n, batch_size):
+            scores = self.loss(X[i:i + batch_size])
+            part, _ = self._data_loss(scores, y[i:i + batch_size])
+            total += float(part) * scores.shape[0]
+        return total / n + self._reg_loss()

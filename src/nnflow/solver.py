@@ -1,0 +1,379 @@
+"""Training loop in the spirit of CS231n's ``Solver``, with checkpoint/resume.
+
+::
+
+    solver = Solver(model, {"X_train": X, "y_train": y, "X_val": Xv, "y_val": yv},
+                    update_rule="adam", optim_config={"learning_rate": 1e-3},
+                    lr_decay=0.95, batch_size=100, num_epochs=10, seed=0,
+                    checkpoint_path="runs/x/ckpt")
+    solver.train()
+    solver.status            # "completed" or "diverged"
+    solver.best_params       # parameters with the best validation accuracy
+
+The model needs ``params`` (name -> array) and ``loss(X, y) -> (loss, grads)``,
+``loss(X) -> scores``. Optional: ``eval_loss(X, y)`` (test-mode cost, used
+for the cost histories), ``get_state()/set_state()`` (extra arrays such as
+batchnorm running statistics) and ``rng`` (a Generator, e.g. for dropout);
+all of them are checkpointed when present.
+
+Epochs are counted from 1; index 0 of the per-epoch histories is the
+evaluation before training. Per-iteration: ``loss_history``. Per epoch:
+``train_acc_history``, ``val_acc_history``, ``train_cost_history``,
+``val_cost_history`` (NaN-free floats, empty if the model has no
+``eval_loss``), ``lr_history`` (learning rate used during the epoch, entry 0
+is None) and ``epoch_time_history`` (seconds, entry 0 is 0.0).
+
+Resume: ``Solver(same model class, same data, same settings).resume(path)``
+then ``train()`` continues; the histories and final weights are bit-identical
+to an uninterrupted run (the generator states are part of the checkpoint).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import sys
+import time
+
+import numpy as np
+
+from nnflow import init as _init
+from nnflow import optim
+from nnflow.model_io import load_model, save_model
+
+__all__ = ["Solver", "SAMPLINGS"]
+
+log = logging.getLogger(__name__)
+
+SAMPLINGS = ("with_replacement", "epoch_shuffle")
+_CHECKPOINT_KIND = "nnflow.solver.checkpoint"
+_SEP = "__"
+
+
+def _finite_params(params):
+    return all(np.isfinite(v).all() for v in params.values())
+
+
+class Solver:
+    """Train a classification model with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    model : object with ``params`` and ``loss`` (see module docstring).
+    data : dict with ``X_train`` (N, D), ``y_train`` (N,), ``X_val``, ``y_val``.
+    update_rule : name in :data:`nnflow.optim.UPDATE_RULES` or a callable.
+    optim_config : hyperparameters given to the update rule (one copy per parameter).
+    lr_decay : the learning rate is multiplied by it after each epoch.
+    batch_size, num_epochs : int.
+    sampling : "with_replacement" (CS231n: each iteration draws ``batch_size``
+        indices with replacement; ``max(N // batch_size, 1)`` iterations per
+        epoch) or "epoch_shuffle" (one permutation per epoch walked in
+        consecutive slices; the last batch may be smaller).
+    num_train_samples : size of the random training subset used for the
+        per-epoch train accuracy/cost (None = all); ``num_val_samples`` likewise
+        (default None = all).
+    print_every : with ``verbose``, print the loss every that many iterations.
+    verbose : progress lines (one per epoch) on stderr; always logged at INFO.
+    seed, rng : the Generator for sampling and subsets (at most one of them).
+    checkpoint_path : stem of the checkpoint written (atomically) every
+        ``checkpoint_every`` epochs and after the last epoch; None = no checkpoints.
+    stop_on_divergence : stop when the loss or the parameters become non-finite.
+    """
+
+    def __init__(self, model, data, *, update_rule="sgd", optim_config=None, lr_decay=1.0,
+                 batch_size=100, num_epochs=10, sampling="with_replacement",
+                 num_train_samples=1000, num_val_samples=None, print_every=10, verbose=True,
+                 seed=None, rng=None, checkpoint_path=None, checkpoint_every=1,
+                 stop_on_divergence=True):
+        missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
+        if missing:
+            raise ValueError(f"data is missing {missing}; required keys: "
+                             "X_train, y_train, X_val, y_val")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"unknown sampling {sampling!r}; allowed values: {list(SAMPLINGS)}")
+        if int(batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if int(checkpoint_every) < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.model = model
+        dtype = getattr(model, "dtype", None)
+        self.X_train = self._cast(data["X_train"], dtype)
+        self.y_train = np.asarray(data["y_train"])
+        self.X_val = self._cast(data["X_val"], dtype)
+        self.y_val = np.asarray(data["y_val"])
+        for name, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
+            if y.ndim != 1 or y.shape[0] != X.shape[0]:
+                raise ValueError(f"y_{name} must have shape ({X.shape[0]},) to match X_{name} "
+                                 f"{X.shape}, got {y.shape}")
+        self.update_rule_name = update_rule if isinstance(update_rule, str) else getattr(
+            update_rule, "__name__", repr(update_rule))
+        self.update_rule = optim.get_update_rule(update_rule)
+        self.optim_config = dict(optim_config or {})
+        self.lr_decay = float(lr_decay)
+        self.batch_size = int(batch_size)
+        self.num_epochs = int(num_epochs)
+        self.sampling = sampling
+        self.num_train_samples = num_train_samples
+        self.num_val_samples = num_val_samples
+        self.print_every = print_every
+        self.verbose = verbose
+        self.rng = _init.as_rng(rng, seed)
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = int(checkpoint_every)
+        self.stop_on_divergence = stop_on_divergence
+        self._reset()
+
+    @staticmethod
+    def _cast(X, dtype):
+        X = np.asarray(X)
+        if dtype is not None and X.dtype != dtype:
+            X = X.astype(dtype)
+        return X
+
+    def _reset(self):
+        self.epoch = 0
+        self.iteration = 0
+        self.best_val_acc = -1.0
+        self.best_epoch = None
+        self.best_params = {}
+        self.loss_history = []
+        self.train_acc_history = []
+        self.val_acc_history = []
+        self.train_cost_history = []
+        self.val_cost_history = []
+        self.lr_history = []
+        self.epoch_time_history = []
+        self.status = "not_started"
+        self.diverged_epoch = None
+        self.diverged_iteration = None
+        self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
+
+    # ------------------------------------------------------------------ evaluation
+
+    def _subset(self, X, y, num_samples):
+        n = X.shape[0]
+        if num_samples is not None and n > num_samples:
+            idx = np.sort(self.rng.choice(n, int(num_samples), replace=False))
+            X, y = X[idx], y[idx]
+        return X, y
+
+    def check_accuracy(self, X, y, num_samples=None, batch_size=1000):
+        """Accuracy of the model on (a random subset of ``num_samples`` of) ``X, y``.
+
+        Returns ``(accuracy, cost)``; cost is None when the model has no ``eval_loss``.
+        """
+        X, y = self._subset(X, y, num_samples)
+        preds = [np.argmax(self.model.loss(X[i:i + batch_size]), axis=1)
+                 for i in range(0, X.shape[0], batch_size)]
+        acc = float(np.mean(np.concatenate(preds) == y)) if preds else float("nan")
+        eval_loss = getattr(self.model, "eval_loss", None)
+        cost = float(eval_loss(X, y, batch_size=batch_size)) if eval_loss else None
+        return acc, cost
+
+    def _record_evaluation(self):
+        train_acc, train_cost = self.check_accuracy(self.X_train, self.y_train,
+                                                    self.num_train_samples, self.batch_size)
+        val_acc, val_cost = self.check_accuracy(self.X_val, self.y_val, self.num_val_samples,
+                                                self.batch_size)
+        self.train_acc_history.append(train_acc)
+        self.val_acc_history.append(val_acc)
+        if train_cost is not None:
+            self.train_cost_history.append(train_cost)
+            self.val_cost_history.append(val_cost)
+        if val_acc > self.best_val_acc:
+            self.best_val_acc = val_acc
+            self.best_epoch = self.epoch
+            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+        return train_acc, val_acc, train_cost, val_cost
+
+    # ------------------------------------------------------------------ training
+
+    def _step(self, idx):
+        loss, grads = self.model.loss(self.X_train[idx], self.y_train[idx])
+        loss = float(loss)
+        self.loss_history.append(loss)
+        self.iteration += 1
+        if not math.isfinite(loss):
+            return False
+        for p, w in self.model.params.items():
+            next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
+            self.model.params[p] = next_w
+        return True
+
+    def _batches(self):
+        n = self.X_train.shape[0]
+        if self.sampling == "with_replacement":
+            for _ in range(max(n // self.batch_size, 1)):
+                yield self.rng.integers(0, n, size=self.batch_size)
+        else:
+            perm = self.rng.permutation(n)
+            for k in range(0, n, self.batch_size):
+                yield perm[k:k + self.batch_size]
+
+    def _current_lr(self):
+        cfg = next(iter(self.optim_configs.values()), {})
+        return cfg.get("learning_rate", self.optim_config.get("learning_rate"))
+
+    def _say(self, message):
+        log.info(message)
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    def train(self):
+        """Run (or continue) training up to ``num_epochs``; returns ``self``.
+
+        Sets :attr:`status` to "completed", or "diverged" with
+        :attr:`diverged_epoch` (1-based epoch) and :attr:`diverged_iteration`
+        when the loss or the parameters become non-finite.
+        """
+        if self.status == "diverged":
+            raise ValueError("this run diverged; start a new Solver (or resume an earlier "
+                             "checkpoint)")
+        if self.epoch == 0 and not self.train_acc_history:
+            self._record_evaluation()
+            self.lr_history.append(None)
+            self.epoch_time_history.append(0.0)
+        self.status = "running"
+        while self.epoch < self.num_epochs:
+            start = time.perf_counter()
+            lr = self._current_lr()
+            diverged = False
+            # A diverging run overflows: that is detected below, not reported as warnings.
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                for idx in self._batches():
+                    ok = self._step(idx)
+                    if self.verbose and self.print_every and \
+                            self.iteration % self.print_every == 0:
+                        print(f"(Iteration {self.iteration}) loss: {self.loss_history[-1]:.6g}",
+                              file=sys.stderr, flush=True)
+                    if not ok and self.stop_on_divergence:
+                        diverged = True
+                        break
+                if not diverged and self.stop_on_divergence:
+                    diverged = not _finite_params(self.model.params)
+            if diverged:
+                self.status = "diverged"
+                self.diverged_epoch = self.epoch + 1
+                self.diverged_iteration = self.iteration
+                self._say(f"(Epoch {self.epoch + 1} / {self.num_epochs}) diverged at iteration "
+                          f"{self.iteration}: non-finite loss or parameters")
+                return self
+            self.epoch += 1
+            for cfg in self.optim_configs.values():
+                if "learning_rate" in cfg:
+                    cfg["learning_rate"] *= self.lr_decay
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                train_acc, val_acc, train_cost, val_cost = self._record_evaluation()
+            elapsed = time.perf_counter() - start
+            self.lr_history.append(lr)
+            self.epoch_time_history.append(elapsed)
+            cost_text = "" if train_cost is None else \
+                f" train_cost {train_cost:.6g} val_cost {val_cost:.6g}"
+            self._say(f"(Epoch {self.epoch} / {self.num_epochs}) train acc: {train_acc:.4f}; "
+                      f"val_acc: {val_acc:.4f};{cost_text} loss {self.loss_history[-1]:.6g} "
+                      f"({elapsed:.2f} s)")
+            if self.checkpoint_path is not None and (
+                    self.epoch % self.checkpoint_every == 0 or self.epoch == self.num_epochs):
+                self.save_checkpoint(self.checkpoint_path)
+        self.status = "completed"
+        return self
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _config_record(self):
+        return {"update_rule": self.update_rule_name, "batch_size": self.batch_size,
+                "sampling": self.sampling, "lr_decay": self.lr_decay,
+                "num_train_samples": self.num_train_samples,
+                "num_val_samples": self.num_val_samples,
+                "dtype": str(getattr(self.model, "dtype", ""))}
+
+    def save_checkpoint(self, path):
+        """Write the full training state to ``<path>.npz`` + ``<path>.json`` atomically."""
+        arrays, optim_scalars = {}, {}
+        for p, v in self.model.params.items():
+            if _SEP in p:
+                raise ValueError(f"parameter name {p!r} must not contain {_SEP!r}")
+            arrays[f"param{_SEP}{p}"] = v
+        for p, v in self.best_params.items():
+            arrays[f"best{_SEP}{p}"] = v
+        for p, cfg in self.optim_configs.items():
+            optim_scalars[p] = {}
+            for k, v in cfg.items():
+                if k.startswith("_"):
+                    continue
+                if isinstance(v, np.ndarray):
+                    arrays[f"optim{_SEP}{p}{_SEP}{k}"] = v
+                elif isinstance(v, bool | int | float | str | np.generic) or v is None:
+                    optim_scalars[p][k] = v.item() if isinstance(v, np.generic) else v
+                else:
+                    raise ValueError(f"optim_config[{k!r}] of type {type(v).__name__} "
+                                     "cannot be checkpointed")
+        get_state = getattr(self.model, "get_state", None)
+        for k, v in (get_state() if get_state else {}).items():
+            arrays[f"state{_SEP}{k}"] = v
+        model_rng = getattr(self.model, "rng", None)
+        meta = {
+            "kind": _CHECKPOINT_KIND,
+            "config": self._config_record(),
+            "epoch": self.epoch,
+            "iteration": self.iteration,
+            "num_epochs": self.num_epochs,
+            "status": self.status,
+            "best_val_acc": self.best_val_acc,
+            "best_epoch": self.best_epoch,
+            "histories": {name: getattr(self, name) for name in (
+                "loss_history", "train_acc_history", "val_acc_history", "train_cost_history",
+                "val_cost_history", "lr_history", "epoch_time_history")},
+            "optim_scalars": optim_scalars,
+            "rng_state": self.rng.bit_generator.state,
+            "model_rng_state": model_rng.bit_generator.state
+            if isinstance(model_rng, np.random.Generator) else None,
+        }
+        return save_model(path, arrays, meta)
+
+    def resume(self, checkpoint):
+        """Load a checkpoint written by :meth:`save_checkpoint`; returns ``self``.
+
+        The Solver must have been built with the same kind of model, data and
+        settings (update rule, batch size, sampling, lr decay, subset sizes);
+        a mismatch raises ValueError. ``num_epochs`` may differ (train longer).
+        """
+        arrays, meta = load_model(checkpoint)
+        if meta.get("kind") != _CHECKPOINT_KIND:
+            raise ValueError(f"{checkpoint}: not a Solver checkpoint (kind={meta.get('kind')!r})")
+        mine = self._config_record()
+        for key, value in meta["config"].items():
+            if mine.get(key) != value:
+                raise ValueError(f"checkpoint {checkpoint} was written with {key}={value!r}, "
+                                 f"this Solver has {key}={mine.get(key)!r}")
+        params, best, state, optim_arrays = {}, {}, {}, {}
+        for name, arr in arrays.items():
+            kind, rest = name.split(_SEP, 1)
+            {"param": params, "best": best, "state": state, "optim": optim_arrays}[kind][rest] = arr
+        if set(params) != set(self.model.params):
+            raise ValueError(f"checkpoint parameters {sorted(params)} do not match the model's "
+                             f"{sorted(self.model.params)}")
+        for p, arr in params.items():
+            if arr.shape != self.model.params[p].shape:
+                raise ValueError(f"checkpoint parameter {p} has shape {arr.shape}, the model's "
+                                 f"has {self.model.params[p].shape}")
+            self.model.params[p] = arr.astype(self.model.params[p].dtype, copy=True)
+        self.best_params = best
+        self.optim_configs = {p: dict(s) for p, s in meta["optim_scalars"].items()}
+        for name, arr in optim_arrays.items():
+            p, key = name.split(_SEP, 1)
+            self.optim_configs[p][key] = arr.copy()
+        if state:
+            self.model.set_state(state)
+        if meta.get("model_rng_state") is not None:
+            self.model.rng.bit_generator.state = meta["model_rng_state"]
+        self.rng.bit_generator.state = meta["rng_state"]
+        for name, values in meta["histories"].items():
+            setattr(self, name, list(values))
+        self.epoch = meta["epoch"]
+        self.iteration = meta["iteration"]
+        self.best_val_acc = meta["best_val_acc"]
+        self.best_epoch = meta["best_epoch"]
+        self.status = "resumed"
+        self.diverged_epoch = self.diverged_iteration = None
+        return self
