@@ -1,0 +1,484 @@
+"""Tests for nnflow.figures: comparison figures, numbers and captions of the experiments.
+
+Synthetic runs are written in the real per-run format (wide metrics.csv + run.json) and
+turned into the experiment tables by nnflow.aggregate, so the figures are tested against
+the table format the workflow produces.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnflow import figures as F
+from nnflow.aggregate import experiment_tables, write_frame
+from nnflow.io import write_json
+
+REPO = Path(__file__).resolve().parents[1]
+REPORT = REPO / "workflow" / "report"
+JPEG_NOTE = "CIFAR-10 mirror, JPEG-recompressed; pixel values differ from the canonical files"
+
+
+def write_run(root, experiment, label, seed, params, wide, status="completed", diverged=None):
+    d = Path(root) / "runs" / experiment / label / f"seed={seed}"
+    d.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(wide).to_csv(d / "metrics.csv", index=False)
+    info = {
+        "spec": {
+            "experiment": experiment,
+            "run_id": f"{experiment}/{label}/seed={seed}",
+            "seed": seed,
+            "params": params,
+        },
+        "status": status,
+        "diverged_epoch": diverged,
+    }
+    write_json(d / "run.json", info)
+    return d / "metrics.csv", d / "run.json"
+
+
+def make_tables(root, runs):
+    metrics, infos = zip(*runs, strict=True)
+    tidy, summary = experiment_tables(list(metrics), list(infos))
+    m, s = Path(root) / "metrics.csv", Path(root) / "summary.csv"
+    write_frame(m, tidy)
+    write_frame(s, summary)
+    return m, s
+
+
+def run_figure(root, experiment, runs, analysis=None, canonical=True, extra=None):
+    m, s = make_tables(root, runs)
+    prov = Path(root) / "provenance.json"
+    write_json(prov, {"canonical": canonical, "note": "" if canonical else JPEG_NOTE})
+    out = Path(root) / "out"
+    numbers = F.experiment_figure(
+        experiment,
+        m,
+        s,
+        prov,
+        REPORT / f"{experiment}.rst",
+        json.dumps(analysis or {}),
+        out / "figure.png",
+        out / "figure.pdf",
+        out / "caption.rst",
+        out / "numbers.json",
+        extra=extra,
+    )
+    for name in ("figure.png", "figure.pdf", "caption.rst", "numbers.json"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "figure.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "figure.pdf").read_bytes()[:5] == b"%PDF-"
+    assert not list(out.glob(".*tmp-*")), "temporary files left behind"
+    caption = (out / "caption.rst").read_text(encoding="utf-8")
+    assert "$" not in caption
+    on_disk = json.loads((out / "numbers.json").read_text())
+    assert on_disk["n_runs"] == numbers["n_runs"]
+    return numbers, caption
+
+
+# ---------------------------------------------------------------------------------------------
+# pure functions
+# ---------------------------------------------------------------------------------------------
+
+
+def test_peak_and_smoothed_peak_epoch():
+    epochs = np.arange(1, 41)
+    values = 0.8 - 0.002 * np.abs(epochs - 20.0)
+    values[5] = 0.85  # a single spike at epoch 6: the raw peak, not the smoothed one
+    curve = pd.DataFrame({"epoch": epochs, "mean": values})
+    assert F.peak(curve) == (pytest.approx(0.85), 6)
+    assert F.smoothed_peak_epoch(curve, window=1) == 6
+    assert F.smoothed_peak_epoch(curve, window=9) == 20
+    assert F.peak(curve.iloc[:0]) == (pytest.approx(float("nan"), nan_ok=True), -1)
+
+
+def test_compare_word_and_imbalance():
+    assert F.compare_word(2.0, 1.0) == "larger"
+    assert F.compare_word(1.0, 2.0, words=("higher", "lower")) == "lower"
+    assert F.compare_word(1.0, 1.001) == "about the same"
+    assert F.compare_word(float("nan"), 1.0) == "n/a"
+    assert F.imbalance(0.01) == pytest.approx(100.0)
+    assert F.imbalance(4.0) == 4.0
+    assert F.geo_mean([1.0, 100.0]) == pytest.approx(10.0)
+
+
+def test_grid_label():
+    assert F.grid_label("mnist_cost/cost=quadratic,eta=3.0/seed=1") == "cost=quadratic,eta=3.0"
+    assert F.pretty_group("lmbda=0.1,eta=3.0") == "λ=0.1, η=3"
+
+
+# ---------------------------------------------------------------------------------------------
+# mnist_cost
+# ---------------------------------------------------------------------------------------------
+
+
+def network2_wide(test, train, cost=None):
+    e = np.arange(1, len(test) + 1)
+    cost = np.linspace(1.0, 0.5, len(test)) if cost is None else cost
+    return {
+        "epoch": e,
+        "train_cost": cost,
+        "train_accuracy": train,
+        "test_cost": np.asarray(cost) * 1.1,
+        "test_accuracy": test,
+        "seconds": np.full(len(test), 1.5),
+    }
+
+
+def test_mnist_cost(tmp_path):
+    runs = []
+    E = 5
+    base = {"quadratic": 0.90, "cross_entropy": 0.93}
+    for cost, eta in (("quadratic", 3.0), ("cross_entropy", 0.5)):
+        for init in ("large", "default"):
+            label = f"cost={cost},eta={eta},weight_init={init}"
+            for seed in (1, 2):
+                test = base[cost] + 0.01 * np.arange(E) / (E - 1) + 0.002 * (seed - 1)
+                params = {"cost": cost, "eta": eta, "weight_init": init, "sizes": [784, 30, 10]}
+                runs.append(
+                    write_run(tmp_path, "mnist_cost", label, seed, params, network2_wide(test, test + 0.02))
+                )
+    # a diverged quadratic/large run with terrible accuracy: must not enter the mean
+    params = {"cost": "quadratic", "eta": 3.0, "weight_init": "large", "sizes": [784, 30, 10]}
+    bad = np.array([0.1, 0.1, 0.1])
+    runs.append(
+        write_run(
+            tmp_path,
+            "mnist_cost",
+            "cost=quadratic,eta=3.0,weight_init=large",
+            3,
+            params,
+            network2_wide(bad, bad),
+            status="diverged",
+            diverged=3,
+        )
+    )
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    g = {x["group"]: x for x in numbers["groups"]}
+    q = g["cost=quadratic,eta=3.0,weight_init=large"]
+    assert q["n_seeds"] == 2
+    assert q["final_test_pct_mean"] == pytest.approx(100 * (0.91 + 0.001))
+    assert q["final_test_pct_best_of_seeds"] == pytest.approx(100 * 0.912)
+    assert q["best_test_epoch_best_of_seeds"] == E
+    assert numbers["n_diverged"] == 1 and numbers["n_runs"] == 9
+    assert numbers["ce_beats_quadratic"] is True
+    assert numbers["ce_beats_quadratic_large"] is True
+    assert numbers["ce_minus_quadratic_points_default"] == pytest.approx(3.0)
+    assert "(diverged at epoch 3)" in caption
+    assert "1 of 9 runs diverged" in caption
+    assert "91.1%" in caption  # quadratic/large mean final test accuracy
+    assert "95.42" in caption and "95.49" in caption
+    assert "Data:" not in caption
+
+
+# ---------------------------------------------------------------------------------------------
+# mnist_overfitting
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mnist_overfitting(tmp_path):
+    E = 40
+    e = np.arange(1, E + 1, dtype=float)
+    runs = []
+    for lmbda, top, peak_epoch in ((0.0, 0.80, 20), (0.1, 0.85, 30)):
+        for seed in (1, 2):
+            test = top - 0.002 * np.abs(e - peak_epoch) + 0.001 * (seed - 1)
+            train = np.minimum(1.0, 0.7 + 0.01 * e)
+            cost = 2.0 / e + lmbda
+            params = {"lmbda": lmbda, "cost": "cross_entropy", "train_size": 1000}
+            runs.append(
+                write_run(
+                    tmp_path,
+                    "mnist_overfitting",
+                    f"lmbda={lmbda}",
+                    seed,
+                    params,
+                    network2_wide(test, train, cost),
+                )
+            )
+    analysis = {"from_epoch": 10, "smooth_window": 5}
+    numbers, caption = run_figure(tmp_path, "mnist_overfitting", runs, analysis)
+    assert numbers["base_stop_improving_epoch"] == 20
+    assert numbers["l2_stop_improving_epoch"] == 30
+    assert numbers["base_peak_test_epoch"] == 20
+    assert numbers["base_peak_test_pct"] == pytest.approx(80.05)
+    assert numbers["l2_peak_test_pct"] == pytest.approx(85.05)
+    assert numbers["base_train_cost_from"] == pytest.approx(0.2)
+    assert numbers["base_train_cost_end"] == pytest.approx(0.05)
+    assert numbers["l2_train_cost_end"] == pytest.approx(0.15)
+    final_test = 0.80 - 0.002 * 20 + 0.0005
+    assert numbers["base_final_gap_points"] == pytest.approx(100 * (1.0 - final_test))
+    assert numbers["groups"][0]["train_cost_still_falling"] is True
+    assert numbers["l2_peak_difference_points"] == pytest.approx(5.0)
+    assert "Woran lässt sich Overfitting erkennen?" in caption
+    assert "stops improving after epoch 20" in caption
+    assert "+5.00 points, higher" in caption
+    assert "82.27" in caption and "87.1" in caption
+
+
+# ---------------------------------------------------------------------------------------------
+# cifar_overfitting
+# ---------------------------------------------------------------------------------------------
+
+
+def solver_wide(train, val, loss, lr=0.01, grads=None):
+    n = len(train)
+    wide = {
+        "epoch": np.arange(n),
+        "learning_rate": [np.nan] + [lr] * (n - 1),
+        "train_loss": [np.nan] + list(loss),
+        "train_accuracy": train,
+        "val_accuracy": val,
+        "seconds": [np.nan] + [2.0] * (n - 1),
+    }
+    for name, values in (grads or {}).items():
+        wide[name] = values
+    return wide
+
+
+def test_cifar_overfitting_with_jpeg_note(tmp_path):
+    runs = []
+    train = np.array([0.10, 0.30, 0.50, 0.65, 0.72, 0.70])
+    val = np.array([0.10, 0.20, 0.24, 0.26, 0.25, 0.24])
+    loss = np.array([2.0, 1.5, 1.1, 0.9, 0.8])
+    params = {"hidden_dims": [100, 100], "train_size": 2500, "activation": "relu"}
+    for seed, shift in ((1, 0.0), (2, 0.02)):
+        runs.append(
+            write_run(
+                tmp_path, "cifar_overfitting", "base", seed, params, solver_wide(train + shift, val, loss)
+            )
+        )
+    runs.append(
+        write_run(
+            tmp_path,
+            "cifar_overfitting",
+            "base",
+            3,
+            params,
+            solver_wide(train[:3] * 0, val[:3], [np.inf, np.nan]),
+            status="diverged",
+            diverged=1,
+        )
+    )
+    numbers, caption = run_figure(
+        tmp_path, "cifar_overfitting", runs, {"target_train_accuracy": 0.6}, canonical=False
+    )
+    assert numbers["max_train_pct"] == pytest.approx(73.0)
+    assert numbers["max_train_epoch"] == 4
+    assert numbers["reaches_target"] is True and numbers["runs_reaching_target"] == 2
+    assert numbers["final_val_pct"] == pytest.approx(24.0)
+    assert numbers["final_gap_points"] == pytest.approx(71.0 - 24.0)
+    assert numbers["n_diverged"] == 1 and numbers["n_completed"] == 2
+    assert numbers["dataset_canonical"] is False
+    assert JPEG_NOTE in caption and JPEG_NOTE in numbers["data_note"]
+    assert "target is met" in caption
+    assert "(diverged at epoch 1)" in caption
+
+
+def test_cifar_overfitting_target_not_met(tmp_path):
+    params = {"hidden_dims": [100, 100]}
+    runs = [
+        write_run(
+            tmp_path,
+            "cifar_overfitting",
+            "base",
+            1,
+            params,
+            solver_wide([0.1, 0.3, 0.5], [0.1, 0.2, 0.2], [2.0, 1.8]),
+        )
+    ]
+    numbers, caption = run_figure(
+        tmp_path, "cifar_overfitting", runs, {"target_train_accuracy": 0.6}, canonical=True
+    )
+    assert numbers["reaches_target"] is False
+    assert "target is not met" in caption
+    assert numbers["data_note"] == ""
+
+
+# ---------------------------------------------------------------------------------------------
+# cifar_optimizers
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cifar_optimizers(tmp_path):
+    runs = []
+    quality = {"sgd": 0.0, "sgd_momentum": 0.05, "rmsprop": 0.08, "adam": 0.12}
+    lrs = {"sgd": 0.01, "sgd_momentum": 0.01, "rmsprop": 1e-4, "adam": 1e-3}
+    for rule in ("adam", "sgd", "rmsprop", "sgd_momentum"):  # order is restored in the figure
+        for seed in (1, 2):
+            q = quality[rule]
+            train = np.array([0.1, 0.25, 0.35, 0.40]) + q
+            val = np.array([0.1, 0.22, 0.28, 0.30]) + q
+            loss = np.array([2.2, 1.9, 1.7]) - q
+            params = {"update_rule": rule, "learning_rate": lrs[rule]}
+            runs.append(
+                write_run(
+                    tmp_path,
+                    "cifar_optimizers",
+                    f"learning_rate={lrs[rule]},update_rule={rule}",
+                    seed,
+                    params,
+                    solver_wide(train, val, loss, lrs[rule]),
+                )
+            )
+    numbers, caption = run_figure(tmp_path, "cifar_optimizers", runs, canonical=False)
+    assert [x["update_rule"] for x in numbers["groups"]] == ["sgd", "sgd_momentum", "rmsprop", "adam"]
+    assert numbers["best_rule"] == "adam" and numbers["lowest_loss_rule"] == "adam"
+    assert numbers["adam_final_val_pct"] == pytest.approx(42.0)
+    assert numbers["sgd_final_train_loss"] == pytest.approx(1.7)
+    assert numbers["best_margin_points"] == pytest.approx(4.0)
+    assert numbers["runner_up_rule"] == "rmsprop"
+    assert "**adam** with 42%" in caption
+    assert JPEG_NOTE in caption
+
+
+# ---------------------------------------------------------------------------------------------
+# cifar_challenge
+# ---------------------------------------------------------------------------------------------
+
+
+def test_cifar_challenge(tmp_path):
+    runs, cands = [], []
+    vals = {1: 0.40, 2: 0.52, 3: 0.45, 4: None}
+    for i, v in vals.items():
+        label = f"cand={i:03d}"
+        params = {
+            "hidden_dims": [500, 500],
+            "update_rule": "adam",
+            "learning_rate": 1e-3 * i,
+            "batch_size": 200,
+            "normalization": "batchnorm",
+        }
+        if v is None:
+            w = solver_wide([0.1, 0.1], [0.1, 0.1], [np.nan])
+            runs.append(
+                write_run(tmp_path, "cifar_challenge", label, 1, params, w, status="diverged", diverged=1)
+            )
+        else:
+            w = solver_wide([0.1, v + 0.1], [0.1, v], [1.5])
+            runs.append(write_run(tmp_path, "cifar_challenge", label, 1, params, w))
+        cands.append({"run_id": f"cifar_challenge/{label}/seed=1", "val_accuracy": v, "params": params})
+    chosen = {
+        "run_id": "cifar_challenge/cand=002/seed=1",
+        "params": cands[1]["params"],
+        "val_accuracy": 0.52,
+        "candidates": cands,
+    }
+    write_json(tmp_path / "chosen.json", chosen)
+    final = pd.DataFrame(solver_wide([0.1, 0.5, 0.6, 0.65], [0.1, 0.45, 0.5, 0.53], [1.6, 1.3, 1.1]))
+    final.to_csv(tmp_path / "final.csv", index=False)
+    write_json(
+        tmp_path / "test.json",
+        {
+            "test_accuracy": 0.512,
+            "val_accuracy": 0.53,
+            "run_id": "cifar_challenge/final",
+            "num_test": 10000,
+            "params": cands[1]["params"],
+        },
+    )
+    extra = {
+        "chosen": tmp_path / "chosen.json",
+        "final_metrics": tmp_path / "final.csv",
+        "final_test": tmp_path / "test.json",
+    }
+    numbers, caption = run_figure(
+        tmp_path, "cifar_challenge", runs, {"target_test_accuracy": 0.55}, canonical=False, extra=extra
+    )
+    assert numbers["n_candidates"] == 4 and numbers["n_candidates_diverged"] == 1
+    assert numbers["chosen_run_id"] == "cifar_challenge/cand=002/seed=1"
+    assert numbers["chosen_val_pct"] == pytest.approx(52.0)
+    assert numbers["test_pct"] == pytest.approx(51.2)
+    assert numbers["sheet_target_met"] == "met" and numbers["our_target_met"] == "not met"
+    assert numbers["final_train_pct"] == pytest.approx(65.0)
+    assert "sheet's 40% is met" in caption and "55% target is not met" in caption
+    assert "learning_rate=0.002" in caption
+    assert JPEG_NOTE in caption
+
+
+def test_cifar_challenge_needs_extra_inputs(tmp_path):
+    runs = [
+        write_run(
+            tmp_path,
+            "cifar_challenge",
+            "cand=001",
+            1,
+            {"learning_rate": 1e-3},
+            solver_wide([0.1, 0.2], [0.1, 0.2], [1.0]),
+        )
+    ]
+    with pytest.raises(ValueError, match="extra inputs"):
+        run_figure(tmp_path, "cifar_challenge", runs)
+
+
+# ---------------------------------------------------------------------------------------------
+# unstable_gradients
+# ---------------------------------------------------------------------------------------------
+
+
+def test_unstable_gradients(tmp_path):
+    # hidden layers 1..3, output layer 4; ratio layer3/layer1 per grid point (init, end)
+    ratios = {
+        ("sigmoid", "sgd"): (100.0, 50.0),
+        ("sigmoid", "adam"): (100.0, 2.0),
+        ("relu", "sgd"): (1.5, 1.2),
+        ("relu", "adam"): (1.5, 1.1),
+    }
+    runs = []
+    for (act, rule), (r0, r1) in ratios.items():
+        lr = 0.1 if rule == "sgd" else 1e-3
+        for seed in (1, 2):
+            scale = 10.0**seed  # the same in every layer: ratios do not depend on it
+            ratio = np.array([r0, (r0 + r1) / 2, r1])
+            grads = {
+                "grad_norm_layer1": scale * 1e-3 * np.ones(3),
+                "grad_norm_layer2": scale * 1e-3 * np.sqrt(ratio),
+                "grad_norm_layer3": scale * 1e-3 * ratio,
+                "grad_norm_layer4": scale * 1e-1 * np.ones(3),
+            }
+            params = {
+                "activation": act,
+                "update_rule": rule,
+                "learning_rate": lr,
+                "hidden_dims": [30, 30, 30],
+            }
+            label = f"activation={act},learning_rate={lr},update_rule={rule}"
+            runs.append(
+                write_run(
+                    tmp_path,
+                    "unstable_gradients",
+                    label,
+                    seed,
+                    params,
+                    solver_wide([0.1, 0.5, 0.8], [0.1, 0.5, 0.8], [1.0, 0.5], lr, grads),
+                )
+            )
+    numbers, caption = run_figure(tmp_path, "unstable_gradients", runs)
+    assert numbers["first_hidden_layer"] == 1 and numbers["last_hidden_layer"] == 3
+    assert numbers["ratio_init_sigmoid_sgd"] == pytest.approx(100.0)
+    assert numbers["ratio_end_sigmoid_sgd"] == pytest.approx(50.0)
+    assert numbers["ratio_end_sigmoid_adam"] == pytest.approx(2.0)
+    g = {(x["activation"], x["update_rule"]): x for x in numbers["groups"]}
+    assert g[("sigmoid", "adam")]["balanced_end"] is True
+    assert g[("sigmoid", "sgd")]["balanced_end"] is False
+    assert g[("relu", "sgd")]["epoch_init"] == 0 and g[("relu", "sgd")]["epoch_end"] == 2
+    assert "50 for sigmoid+SGD vs 2 for sigmoid+Adam" in caption
+    assert "the imbalance is smaller with sigmoid+Adam" in caption
+    assert "the imbalance is smaller with relu+sgd" in caption
+
+
+def test_script_is_thin_and_lints():
+    script = REPO / "workflow" / "scripts" / "experiment_figure.py"
+    assert "experiment_figure(" in script.read_text()
+    ruff = Path(sys.executable).with_name("ruff")
+    if not ruff.exists():
+        pytest.skip("ruff not installed")
+    files = [REPO / "src/nnflow/figures.py", script, Path(__file__)]
+    res = subprocess.run([ruff, "check", *map(str, files)], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
