@@ -50,11 +50,11 @@ def test_whole_network_gradients_with_batchnorm_and_dropout(activation):
     _check_gradients(model, X, y)
 
 
-def test_whole_network_gradients_cross_entropy_sigmoid_output():
+@pytest.mark.parametrize("cost", ["cross_entropy_sigmoid", "quadratic_sigmoid"])
+def test_whole_network_gradients_sigmoid_output_costs(cost):
     X, y = _xy(5)
     model = FullyConnectedNet([H1], input_dim=D, num_classes=C, activation="sigmoid",
-                              weight_scale=0.7, reg=0.2, dtype=np.float64, seed=6,
-                              cost="cross_entropy_sigmoid")
+                              weight_scale=0.7, reg=0.2, dtype=np.float64, seed=6, cost=cost)
     _check_gradients(model, X, y)
 
 

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+from nnflow import network2
 from nnflow.fc_net import FullyConnectedNet
 from nnflow.model_io import load_model, save_model
 from nnflow.solver import Solver
@@ -160,3 +161,25 @@ def test_model_io_round_trip_and_checksum(tmp_path):
     (tmp_path / "m.npz").write_bytes((tmp_path / "other.npz").read_bytes())
     with pytest.raises(ValueError, match="checksum"):
         load_model(tmp_path / "m")
+
+
+@pytest.mark.parametrize("cost", ["cross_entropy", "quadratic"])
+def test_solver_as_network2_engine_reproduces_network2_sgd(cost):
+    """sigmoid FullyConnectedNet + reg=lmbda/n + sgd + epoch_shuffle == network2.SGD."""
+    data = _data(n_train=53)
+    n, eta, lmbda, sizes = 53, 0.5, 2.0, [D, 7, C]
+    net = network2.Network(sizes, cost=cost, seed=3)
+    model = FullyConnectedNet(sizes[1:-1], input_dim=D, num_classes=C, activation="sigmoid",
+                              cost=f"{cost}_sigmoid", reg=lmbda / n, dtype=np.float64, seed=0)
+    for i in range(len(sizes) - 1):
+        model.params[f"W{i + 1}"] = net.weights[i].T.copy()
+        model.params[f"b{i + 1}"] = net.biases[i].ravel().copy()
+    # no evaluation subsets: the generator draws only one permutation per epoch, as network2
+    Solver(model, data, update_rule="sgd", optim_config={"learning_rate": eta},
+           sampling="epoch_shuffle", batch_size=10, num_epochs=3, num_train_samples=None,
+           verbose=False, seed=8).train()
+    net.SGD((data["X_train"], data["y_train"]), 3, 10, eta, lmbda=lmbda, seed=8)
+    for i in range(len(sizes) - 1):
+        w, b = net.weights[i].T, net.biases[i].ravel()
+        assert np.max(np.abs(model.params[f"W{i + 1}"] - w)) < 1e-10 * np.max(np.abs(w))
+        assert np.max(np.abs(model.params[f"b{i + 1}"] - b)) < 1e-10 * np.max(np.abs(b))

@@ -13,7 +13,7 @@ import numpy as np
 
 from nnflow import init as _init
 from nnflow import layers
-from nnflow.costs import CrossEntropyCost
+from nnflow.costs import CrossEntropyCost, QuadraticCost
 
 __all__ = ["FullyConnectedNet", "ACTIVATIONS", "NORMALIZATIONS", "COSTS"]
 
@@ -23,7 +23,7 @@ ACTIVATIONS = {
     "tanh": (layers.tanh_forward, layers.tanh_backward),
 }
 NORMALIZATIONS = (None, "batchnorm")
-COSTS = ("softmax", "cross_entropy_sigmoid")
+COSTS = ("softmax", "cross_entropy_sigmoid", "quadratic_sigmoid")
 
 
 class FullyConnectedNet:
@@ -44,8 +44,12 @@ class FullyConnectedNet:
     dtype : np.float32 (default) or np.float64; parameters, activations,
         gradients and the loss all stay in it.
     seed, rng : source of the initial weights and of the dropout masks.
-    cost : "softmax" (default) or "cross_entropy_sigmoid" (sigmoid outputs
-        with network2's cross-entropy against one-hot targets, averaged over N).
+    cost : "softmax" (default), "cross_entropy_sigmoid" or "quadratic_sigmoid"
+        (sigmoid outputs with network2's cross-entropy / quadratic cost against
+        one-hot targets, averaged over N). With ``activation="sigmoid"``,
+        ``init="network2"`` and ``reg = lmbda / n`` this is network2's model:
+        plain SGD with learning rate ``eta`` then performs network2's update
+        ``w <- (1 - eta*lmbda/n) w - (eta/m) sum grad`` exactly.
     """
 
     def __init__(self, hidden_dims, input_dim=3 * 32 * 32, num_classes=10, activation="relu",
@@ -130,6 +134,9 @@ class FullyConnectedNet:
         y = layers._check_labels(y, n, scores.shape[1])
         a = layers.sigmoid(scores)
         t = self._one_hot(y, n)
+        if self.cost == "quadratic_sigmoid":
+            loss = self.dtype.type(QuadraticCost.fn(a, t) / n)
+            return loss, (a - t) * (a * (1 - a)) / self.dtype.type(n)
         loss = self.dtype.type(CrossEntropyCost.fn(a, t) / n)
         return loss, (a - t) / self.dtype.type(n)
 
