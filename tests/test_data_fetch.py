@@ -300,3 +300,12 @@ def test_unknown_dataset(tmp_path):
 def test_gzip_helper_is_deterministic():
     assert gzip_bytes(b"abc") == gzip_bytes(b"abc")
     assert gzip.decompress(gzip_bytes(b"abc")) == b"abc"
+
+
+def test_truncated_archive_download_says_truncated(tmp_path, server, synthetic_mirror):
+    data = (synthetic_mirror / "cifar-10" / "cifar-10-binary.tar.gz").read_bytes()
+    server.routes["/a/cifar-10-binary.tar.gz"] = [("file", data[: len(data) // 2])]
+    with pytest.raises(FetchError, match="cifar-10-binary.tar.gz: truncated gzip file"):
+        fetch_dataset("cifar10", tmp_path / "dl", base_urls=[f"{server.url}/a/"], retries=0)
+    assert _leftovers(tmp_path / "dl") == []
+    assert not (tmp_path / "dl" / "cifar-10-binary.tar.gz").exists()
