@@ -156,7 +156,7 @@ def eigenvalues(h: np.ndarray) -> np.ndarray:
     """All eigenvalues of the dense ``h``, sorted by decreasing modulus, then angle."""
     lam = np.linalg.eigvals(np.asarray(h, dtype=np.float64))
     lam = np.where(np.abs(lam.imag) < 1e-14, lam.real + 0j, lam)
-    order = np.lexsort((np.round(np.angle(lam), 12), -np.round(np.abs(lam), 12)))
+    order = np.lexsort((np.round(np.mod(np.angle(lam), 2 * np.pi), 12), -np.round(np.abs(lam), 12)))
     return lam[order]
 
 

@@ -1,0 +1,182 @@
+"""Figures and report tables of the PageRank stage (CIFAR sheet, Aufgabe 12).
+
+Every plot function takes already-computed numbers, returns the matplotlib
+Figure and, if ``out`` is given, writes ``<out>.png`` and ``<out>.pdf``
+atomically. :func:`matrix_rst_table` renders H as a reStructuredText table with
+exact fractions for the report.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from nnflow.io import atomic_write  # noqa: E402
+
+__all__ = [
+    "save_figure",
+    "fraction",
+    "matrix_rst_table",
+    "plot_eigenvalues",
+    "plot_iteration",
+    "plot_convergence",
+    "plot_pagerank",
+    "plot_scale",
+]
+
+
+def save_figure(fig, out) -> list[Path]:
+    """Save ``fig`` atomically to ``<stem>.png`` and ``<stem>.pdf``; close it."""
+    out = Path(out)
+    stem = out.with_suffix("") if out.suffix in (".png", ".pdf") else out
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for p in paths:
+        with atomic_write(p) as tmp:
+            fig.savefig(tmp, dpi=150 if p.suffix == ".png" else None, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _finish(fig, out):
+    if out is not None:
+        save_figure(fig, out)
+    return fig
+
+
+def fraction(x: float, max_denominator: int = 1000) -> str:
+    """``0.333.. -> '1/3'`` when a small fraction matches to 1e-12, else ``'%.6g'``."""
+    f = Fraction(float(x)).limit_denominator(max_denominator)
+    if abs(float(f) - x) > 1e-12:
+        return f"{x:.6g}"
+    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
+
+
+def matrix_rst_table(h: np.ndarray, labels, corner: str = "H") -> str:
+    """reStructuredText grid table of ``h`` with row/column labels (``S_i``)."""
+    head = [corner] + [f"S{lab}" for lab in labels]
+    rows = [[f"S{lab}"] + [fraction(v) for v in row] for lab, row in zip(labels, h, strict=True)]
+    width = max(len(c) for r in [head, *rows] for c in r)
+    sep = "+" + "+".join("-" * (width + 2) for _ in head) + "+"
+    hsep = sep.replace("-", "=")
+
+    def line(cells):
+        return "|" + "|".join(f" {c:>{width}} " for c in cells) + "|"
+
+    out = [sep, line(head), hsep]
+    for r in rows:
+        out += [line(r), sep]
+    return "\n".join(out) + "\n"
+
+
+def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str = "", out=None):
+    """Eigenvalues of H in the complex plane with the unit circle."""
+    lam = np.asarray(eigenvalues)
+    on = np.abs(np.abs(lam) - 1) <= unit_tolerance
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    t = np.linspace(0, 2 * np.pi, 400)
+    ax.plot(np.cos(t), np.sin(t), color="0.6", lw=1, label="unit circle $|\\lambda| = 1$")
+    ax.scatter(lam.real[~on], lam.imag[~on], s=50, color="C0", zorder=3, label="$|\\lambda| < 1$")
+    ax.scatter(
+        lam.real[on],
+        lam.imag[on],
+        s=80,
+        marker="*",
+        color="C3",
+        zorder=4,
+        label=f"$|\\lambda| = 1$ (within {unit_tolerance:g}): {n_unit}",
+    )
+    ax.axhline(0, color="0.85", lw=0.8, zorder=0)
+    ax.axvline(0, color="0.85", lw=0.8, zorder=0)
+    ax.set_aspect("equal")
+    ax.set_xlim(-1.3, 1.3)
+    ax.set_ylim(-1.3, 1.3)
+    ax.set_xlabel(r"Re $\lambda$")
+    ax.set_ylabel(r"Im $\lambda$")
+    ax.set_title(title or "Eigenvalues of the hyperlink matrix H")
+    ax.legend(loc="lower left", fontsize=8)
+    return _finish(fig, out)
+
+
+def plot_iteration(history, labels, start_label, period, out=None):
+    """Each component of ``pi^k = (H^T)^k e_start`` against k."""
+    history = np.asarray(history)
+    k = np.arange(history.shape[0])
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, lab in enumerate(labels):
+        ax.plot(k, history[:, i], marker="o", ms=3, lw=1, label=f"$\\pi_{{{lab}}}^{{(k)}}$")
+    per = "no period detected" if period is None else f"detected period {period}"
+    ax.set_title(f"$\\pi^{{(k+1)}} = H^T \\pi^{{(k)}}$ from $\\pi^{{(0)}} = e_{{{start_label}}}$: {per}")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("probability of page")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend(ncol=min(len(labels), 6), fontsize=8, loc="upper right", bbox_to_anchor=(1, -0.15))
+    return _finish(fig, out)
+
+
+def plot_convergence(residuals, alpha: float, lambda2: float | None = None, tol=None, out=None):
+    """L1 residual ``||x^{k+1} - x^k||_1`` against k with the bound ``alpha^k r_0``."""
+    r = np.asarray(residuals)
+    k = np.arange(r.size)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.semilogy(k, r, marker="o", ms=2, lw=1, label=r"$\|x^{(k+1)} - x^{(k)}\|_1$ (power iteration)")
+    ax.semilogy(k, r[0] * alpha**k, "k--", lw=1, label=f"bound $r_0\\,\\alpha^k$, $\\alpha$ = {alpha:g}")
+    if lambda2 is not None and 0 < lambda2 < alpha - 1e-9:
+        ax.semilogy(
+            k, r[0] * lambda2**k, ":", color="C2", label=f"$r_0|\\lambda_2(G)|^k$ = {lambda2:.4g}$^k$"
+        )
+    if tol is not None:
+        ax.axhline(tol, color="C3", lw=0.8, label=f"tolerance {tol:g}")
+    ax.set_xlabel("iteration k")
+    ax.set_ylabel("L1 residual")
+    ax.set_title("Power iteration with the Google matrix G")
+    ax.legend(fontsize=8)
+    return _finish(fig, out)
+
+
+def plot_pagerank(labels, x, reference=None, out=None):
+    """PageRank per page (bars), with networkx's values if given."""
+    x = np.asarray(x)
+    pos = np.arange(x.size)
+    fig, ax = plt.subplots(figsize=(max(4, 0.6 * x.size + 2), 3.5))
+    ax.bar(pos, x, color="C0", label="nnflow power iteration")
+    if reference is not None:
+        ax.plot(pos, reference, "k_", ms=18, mew=2, label="networkx.pagerank")
+    ax.set_xticks(pos, [f"S{lab}" for lab in labels])
+    ax.set_xlabel("page")
+    ax.set_ylabel("PageRank")
+    ax.set_title("PageRank (stationary distribution of G)")
+    ax.legend(fontsize=8)
+    return _finish(fig, out)
+
+
+def plot_scale(rows, out=None):
+    """Scale study: time per iteration vs one sparse mat-vec, and peak memory."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    kinds = sorted({r["case_kind"] for r in rows})
+    for c, kind in enumerate(kinds):
+        rs = sorted((r for r in rows if r["case_kind"] == kind), key=lambda r: r["links"])
+        m = [r["links"] for r in rs]
+        ax1.loglog(m, [r["per_iteration_s"] for r in rs], "o-", color=f"C{c}", label=f"{kind}: per iteration")
+        ax1.loglog(
+            m, [r["matvec_s"] for r in rs], "s--", color=f"C{c}", alpha=0.6, label=f"{kind}: one matvec"
+        )
+        ax2.loglog(m, [r["peak_traced_mb"] for r in rs], "o-", color=f"C{c}", label=f"{kind}: peak (traced)")
+        ax2.loglog(
+            m, [r["csr_mb"] for r in rs], "s--", color=f"C{c}", alpha=0.6, label=f"{kind}: CSR of $H^T$"
+        )
+    ax1.set_xlabel("links (nonzeros of H)")
+    ax1.set_ylabel("time (s)")
+    ax1.set_title("Time per power iteration")
+    ax1.legend(fontsize=7)
+    ax2.set_xlabel("links (nonzeros of H)")
+    ax2.set_ylabel("memory (MB)")
+    ax2.set_title("Peak memory")
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, out)

@@ -1,0 +1,213 @@
+# CIFAR sheet, Aufgabe 12 (Hyperlink-Struktur): hyperlink matrix H, its eigenvalues, the plain
+# iteration pi^(k+1) = H^T pi^(k) and PageRank from the Google matrix, for each small graph of
+# config pagerank.graphs; and the same sparse power iteration on large generated graphs and
+# edge-list files (pagerank.scale).
+#
+# Every value that changes an output is a param (canonical JSON); the scripts never read the
+# config. The per-graph rules are defined in a loop (one pair per graph) because a report
+# caption path cannot carry wildcards and each graph's captions state its own measured numbers.
+
+PR_CFG = config.get("pagerank", {})
+PR_DIR = f"{RESULTS}/pagerank"
+PR_CATEGORY = "CIFAR sheet (Aufgabe 12): PageRank"
+PR_TEMPLATES = {
+    name: str(REPORT_TEMPLATES / f"pagerank_{name}.rst")
+    for name in ("hyperlink_matrix", "eigenvalues", "iteration", "convergence", "ranking", "scale")
+}
+
+
+def _pr_enabled():
+    return bool(PR_CFG.get("enabled", True))
+
+
+def _pr_graphs():
+    return PR_CFG.get("graphs", {}) if _pr_enabled() else {}
+
+
+def _pr_scale_cfg():
+    return PR_CFG.get("scale", {})
+
+
+def _pr_scale_specs():
+    """case name -> everything that defines the case (generated graphs and edge-list files)."""
+    scale = _pr_scale_cfg()
+    if not (_pr_enabled() and scale.get("enabled", True)):
+        return {}
+    specs = {}
+    for kind in scale.get("generators", ["erdos_renyi", "scale_free"]):
+        for n in scale.get("sizes", [100000, 1000000]):
+            specs[f"{kind}_{n}"] = {
+                "kind": kind,
+                "n": int(n),
+                "mean_out_degree": scale.get("mean_out_degree", 10),
+                "dangling_fraction": scale.get("dangling_fraction", 0.05),
+                "exponent": scale.get("exponent", 2.5),
+                "seed": scale.get("seed", 2026),
+            }
+    for name, f in scale.get("files", {}).items():
+        specs[f"file_{name}"] = {
+            "kind": "file",
+            "path": f["path"],
+            "index_base": f.get("index_base", 1),
+            "n_pages": f.get("n_pages"),
+            "delimiter": f.get("delimiter", "auto"),
+        }
+    return specs
+
+
+def _pr_case_links(case):
+    spec = _pr_scale_specs()[case]
+    if spec["kind"] == "file":
+        return max(1, os.path.getsize(spec["path"]) // 8) if os.path.exists(spec["path"]) else 10**7
+    return int(spec["n"] * spec["mean_out_degree"])
+
+
+def _pr_report(path, caption, subcategory):
+    return report(
+        path, caption=str(Path(caption).resolve()), category=PR_CATEGORY, subcategory=subcategory
+    )
+
+
+def _pr_graph_files(name):
+    return {
+        "matrix": f"{PR_DIR}/{name}/hyperlink_matrix.csv",
+        "table": f"{PR_DIR}/{name}/hyperlink_matrix_table.rst",
+        "eigenvalues": f"{PR_DIR}/{name}/eigenvalues.csv",
+        "iteration": f"{PR_DIR}/{name}/iteration.csv",
+        "pagerank": f"{PR_DIR}/{name}/pagerank.csv",
+        "convergence": f"{PR_DIR}/{name}/convergence.csv",
+        "summary": f"{PR_DIR}/{name}/summary.json",
+    }
+
+
+def _pr_figure_files(name):
+    out = {}
+    for fig in ("eigenvalues", "iteration", "convergence", "ranking"):
+        out[fig] = f"{PR_DIR}/{name}/{fig}.png"
+        out[f"{fig}_pdf"] = f"{PR_DIR}/{name}/{fig}.pdf"
+    for cap in ("matrix", "eigenvalues", "iteration", "convergence", "ranking"):
+        out[f"cap_{cap}"] = f"{PR_DIR}/{name}/captions/{cap}.rst"
+    return out
+
+
+for _pr_name, _pr_spec in _pr_graphs().items():
+    _pr_data = _pr_graph_files(_pr_name)
+    _pr_figs = _pr_figure_files(_pr_name)
+    _pr_sub = f"12 graph {_pr_name}"
+
+    rule:
+        name:
+            f"pagerank_analyse_{_pr_name}"
+        input:
+            [_pr_spec["file"]] if _pr_spec.get("file") else [],
+        output:
+            **{**_pr_data, "matrix": _pr_report(_pr_data["matrix"], _pr_figs["cap_matrix"], _pr_sub)},
+        params:
+            name=_pr_name,
+            graph=canonical_json(_pr_spec),
+            alpha=PR_CFG.get("alpha", 0.85),
+            unit_tolerance=PR_CFG.get("unit_tolerance", 1e-9),
+            steps=PR_CFG.get("iteration_steps", 30),
+            tol=PR_CFG.get("tol", 1e-13),
+            max_iter=PR_CFG.get("max_iter", 10000),
+            dense_max_pages=PR_CFG.get("dense_max_pages", 2000),
+        log:
+            f"{RESULTS}/logs/pagerank/analyse_{_pr_name}.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        script:
+            "../scripts/pagerank_analyse.py"
+
+    rule:
+        name:
+            f"pagerank_figures_{_pr_name}"
+        input:
+            **_pr_data,
+            tpl_matrix=PR_TEMPLATES["hyperlink_matrix"],
+            tpl_eigenvalues=PR_TEMPLATES["eigenvalues"],
+            tpl_iteration=PR_TEMPLATES["iteration"],
+            tpl_convergence=PR_TEMPLATES["convergence"],
+            tpl_ranking=PR_TEMPLATES["ranking"],
+        output:
+            eigenvalues=_pr_report(_pr_figs["eigenvalues"], _pr_figs["cap_eigenvalues"], _pr_sub),
+            eigenvalues_pdf=_pr_figs["eigenvalues_pdf"],
+            iteration=_pr_report(_pr_figs["iteration"], _pr_figs["cap_iteration"], _pr_sub),
+            iteration_pdf=_pr_figs["iteration_pdf"],
+            convergence=_pr_report(_pr_figs["convergence"], _pr_figs["cap_convergence"], _pr_sub),
+            convergence_pdf=_pr_figs["convergence_pdf"],
+            ranking=_pr_report(_pr_figs["ranking"], _pr_figs["cap_ranking"], _pr_sub),
+            ranking_pdf=_pr_figs["ranking_pdf"],
+            cap_matrix=_pr_figs["cap_matrix"],
+            cap_eigenvalues=_pr_figs["cap_eigenvalues"],
+            cap_iteration=_pr_figs["cap_iteration"],
+            cap_convergence=_pr_figs["cap_convergence"],
+            cap_ranking=_pr_figs["cap_ranking"],
+        params:
+            name=_pr_name,
+        log:
+            f"{RESULTS}/logs/pagerank/figures_{_pr_name}.log",
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=10,
+        script:
+            "../scripts/pagerank_figures.py"
+
+
+rule pagerank_scale_case:
+    input:
+        lambda wc: [s["path"]] if (s := _pr_scale_specs()[wc.case])["kind"] == "file" else [],
+    output:
+        json=f"{PR_DIR}/scale/cases/{{case}}.json",
+    params:
+        spec=lambda wc: canonical_json(_pr_scale_specs()[wc.case]),
+        alpha=PR_CFG.get("alpha", 0.85),
+        tol=_pr_scale_cfg().get("tol", 1e-10),
+        max_iter=_pr_scale_cfg().get("max_iter", 1000),
+    log:
+        f"{RESULTS}/logs/pagerank/scale_{{case}}.log",
+    benchmark:
+        f"{PR_DIR}/scale/benchmarks/{{case}}.tsv"
+    wildcard_constraints:
+        case=wildcard_alternatives(sorted(_pr_scale_specs())),
+    threads: 1
+    resources:
+        # CSR of H^T (12 bytes per link) plus construction buffers: ~60 bytes per link
+        mem_mb=lambda wc: 500 + _pr_case_links(wc.case) * 60 // 10**6,
+        runtime=30,
+    script:
+        "../scripts/pagerank_scale.py"
+
+
+rule pagerank_scale_summary:
+    input:
+        cases=lambda wc: expand(f"{PR_DIR}/scale/cases/{{case}}.json", case=sorted(_pr_scale_specs())),
+        template=PR_TEMPLATES["scale"],
+    output:
+        csv=f"{PR_DIR}/scale/scale.csv",
+        caption=f"{PR_DIR}/scale/caption.rst",
+        figure=_pr_report(f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/caption.rst", "12 scale"),
+        figure_pdf=f"{PR_DIR}/scale/scale.pdf",
+    log:
+        f"{RESULTS}/logs/pagerank/scale_summary.log",
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    script:
+        "../scripts/pagerank_scale_summary.py"
+
+
+def targets_pagerank():
+    """Everything the PageRank stage builds (empty when pagerank.enabled is false)."""
+    if not _pr_enabled():
+        return []
+    out = []
+    for name in _pr_graphs():
+        out += list(_pr_graph_files(name).values()) + list(_pr_figure_files(name).values())
+    if _pr_scale_specs():
+        out += [f"{PR_DIR}/scale/scale.csv", f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/scale.pdf"]
+        out.append(f"{PR_DIR}/scale/caption.rst")
+    return out

@@ -1,0 +1,41 @@
+"""One scale case: generate (or read) a large graph, build H^T, run PageRank, time it."""
+
+from nnflow.jobs import job
+
+with job(snakemake) as smk:
+    import json
+    import logging
+
+    from nnflow import graphs
+    from nnflow import pagerank as P
+    from nnflow.env import environment
+    from nnflow.io import write_json
+
+    spec = json.loads(smk.params.spec)
+    if spec["kind"] == "file":
+
+        def make():
+            return graphs.read_edge_list(
+                spec["path"],
+                index_base=spec["index_base"],
+                n_pages=spec["n_pages"],
+                delimiter=spec["delimiter"],
+            )
+    else:
+
+        def make():
+            return graphs.generate(
+                spec["kind"],
+                spec["n"],
+                mean_out_degree=spec["mean_out_degree"],
+                dangling_fraction=spec["dangling_fraction"],
+                seed=spec["seed"],
+                exponent=spec["exponent"],
+            )
+
+    row, res = P.run_scale_case(
+        make, alpha=smk.params.alpha, tol=smk.params.tol, max_iter=smk.params.max_iter
+    )
+    row.update(case=smk.wildcards.case, case_kind=spec["kind"], alpha=smk.params.alpha, tol=smk.params.tol)
+    logging.getLogger("nnflow.pagerank").info("%s", row)
+    write_json(smk.output.json, {"row": row, "spec": spec, "environment": environment()})
