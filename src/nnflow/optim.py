@@ -150,13 +150,15 @@ def adam(w, dw, config=None):
     s -= v
     s *= 1 - b2
     v += s
-    bias1 = 1 - b1**t
-    bias2 = 1 - b2**t
+    step = lr / (1 - b1**t)
+    if step == 0:
+        return w, config
+    # w -= m / ((sqrt(v)/sqrt(1 - b2^t) + eps) / step): the step size folded into the
+    # denominator's two scalars saves a pass over the array.
     np.sqrt(v, out=s)
-    s *= 1.0 / np.sqrt(bias2)
-    s += eps
+    s *= 1.0 / (np.sqrt(1 - b2**t) * step)
+    s += eps / step
     np.divide(m, s, out=s)
-    s *= lr / bias1
     w -= s
     return w, config
 
