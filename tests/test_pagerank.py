@@ -1,5 +1,7 @@
 """Hyperlink matrix, spectrum, plain iteration and PageRank (nnflow.pagerank)."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -213,3 +215,70 @@ def test_run_scale_case_reports():
     assert res.converged and row["n"] == 5000 and row["dangling"] == 250
     assert row["links"] + row["duplicates"] == row["links_given"]
     assert row["peak_traced_mb"] > 0 and row["per_iteration_s"] > 0
+
+
+# --------------------------------------------------------------------------- config and report pieces
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _pagerank_config(**changes):
+    import yaml
+
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    cfg["pagerank"].update(changes)
+    return cfg
+
+
+def _validate(cfg):
+    from snakemake.utils import validate
+
+    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+
+
+def test_config_pagerank_section_is_valid_and_describes_the_model_internet():
+    cfg = _pagerank_config()
+    _validate(cfg)
+    g = cfg["pagerank"]["graphs"]["model_internet"]
+    assert sorted(map(tuple, g["edges"])) == sorted(map(tuple, MODEL))
+    assert g["start_page"] == 6 and cfg["pagerank"]["alpha"] == 0.85
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"alpha": 1.0}, "alpha"),
+        ({"alpha": 0}, "alpha"),
+        ({"unit_tolerance": 0}, "unit_tolerance"),
+        ({"iteration_steps": 1}, "iteration_steps"),
+        ({"typo_key": 1}, "typo_key"),
+        ({"graphs": {"g": {"edges": [[1, 2]], "file": "x.csv"}}}, "graphs"),
+        ({"graphs": {"g": {"edges": [[1, 2, 3]]}}}, "graphs"),
+        ({"scale": {"dangling_fraction": 1.0}}, "dangling_fraction"),
+        ({"scale": {"generators": ["small_world"]}}, "generators"),
+    ],
+)
+def test_config_bad_pagerank_values_are_rejected(changes, match):
+    from snakemake.exceptions import WorkflowError
+
+    with pytest.raises(WorkflowError, match=match):
+        _validate(_pagerank_config(**changes))
+
+
+def test_matrix_rst_table_uses_fractions():
+    from nnflow.plots_pagerank import fraction, matrix_rst_table
+
+    assert fraction(1 / 3) == "1/3" and fraction(1.0) == "1" and fraction(0.0) == "0"
+    assert fraction(np.pi) == "3.14159"
+    table = matrix_rst_table(np.array([[0, 0.5], [1 / 3, 1]]), [1, 2])
+    assert "1/2" in table and "1/3" in table and table.count("\n+=") == 1
+
+
+def test_figures_written_as_png_and_pdf(tmp_path, model):
+    from nnflow import plots_pagerank as plots
+
+    a = P.analyse_graph(model)
+    plots.plot_eigenvalues(a["eigenvalues"], 1e-9, a["n_unit"], out=tmp_path / "eig")
+    plots.plot_iteration(a["history"], model.labels, 6, a["period"], out=tmp_path / "it.png")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == sorted(f"{s}.{e}" for s in ("eig", "it") for e in ("png", "pdf"))

@@ -46,7 +46,7 @@ with job(snakemake) as smk:
     try:
         ref = P.networkx_pagerank(g, res.alpha, a["personalization"], tol=1e-14)
         nx_diff = float(np.abs(ref - res.x).max())
-        nx_status = f"max |nnflow - networkx| = {nx_diff:.2e}"
+        nx_status = f"largest absolute difference nnflow vs networkx {nx_diff:.2e}"
     except ImportError:
         ref, nx_diff, nx_status = None, None, "networkx not installed"
     log.info(
