@@ -218,6 +218,7 @@ def test_mnist_overfitting(tmp_path):
     assert numbers["l2_peak_difference_points"] == pytest.approx(5.0)
     assert "Woran lässt sich Overfitting erkennen?" in caption
     assert "stops improving after epoch 20" in caption
+    assert "training cost keeps falling" in caption
     assert "+5.00 points, higher" in caption
     assert "82.27" in caption and "87.1" in caption
 
@@ -293,12 +294,12 @@ def test_cifar_overfitting_target_not_met(tmp_path):
             solver_wide([0.1, 0.3, 0.5], [0.1, 0.2, 0.2], [2.0, 1.8]),
         )
     ]
-    numbers, caption = run_figure(
-        tmp_path, "cifar_overfitting", runs, {"target_train_accuracy": 0.6}, canonical=True
-    )
-    assert numbers["reaches_target"] is False
-    assert "target is not met" in caption
-    assert numbers["data_note"] == ""
+    tidy = F.load_tidy(make_tables(tmp_path, runs)[0])
+    numbers = F.cifar_overfitting_numbers(tidy, {"target_train_accuracy": 0.6})
+    assert numbers["reaches_target"] is False and numbers["runs_reaching_target"] == 0
+    assert "target is not met" in numbers["target_sentence"]
+    assert F.data_note({"canonical": True, "note": "x"}) == (True, "")
+    assert F.data_note({"canonical": False, "note": JPEG_NOTE})[1].startswith("Data:")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,8 +470,8 @@ def test_unstable_gradients(tmp_path):
     assert g[("sigmoid", "sgd")]["balanced_end"] is False
     assert g[("relu", "sgd")]["epoch_init"] == 0 and g[("relu", "sgd")]["epoch_end"] == 2
     assert "50 for sigmoid+SGD vs 2 for sigmoid+Adam" in caption
-    assert "the imbalance is smaller with sigmoid+Adam" in caption
-    assert "the imbalance is smaller with relu+sgd" in caption
+    assert "2 vs 50, smaller with sigmoid+Adam, 25× smaller" in caption
+    assert "smaller with relu+sgd" in caption
 
 
 def test_script_is_thin_and_lints():

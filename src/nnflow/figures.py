@@ -33,6 +33,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from nnflow.io import atomic_write, read_json, write_json  # noqa: E402
 from nnflow.report import render_caption  # noqa: E402
@@ -66,6 +68,8 @@ def save_figure(fig: Figure, png_path: str | os.PathLike, pdf_path: str | os.Pat
     """Save ``fig`` as PNG and PDF, each atomically (temp file in place, then rename)."""
     with atomic_write(png_path) as tmp:
         fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    if fig.get_layout_engine() is not None:
+        fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no rerun
     with atomic_write(pdf_path) as tmp:
         fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Creator": None})
 
@@ -103,19 +107,23 @@ def completed(tidy: pd.DataFrame) -> pd.DataFrame:
     return tidy[tidy["status"] == "completed"]
 
 
-def seed_band(tidy: pd.DataFrame, metric: str, scale: float = 1.0) -> pd.DataFrame:
+def seed_band(tidy: pd.DataFrame, metric: str, scale: float = 1.0, geometric: bool = False) -> pd.DataFrame:
     """Per group and epoch: mean, std, lo (min), hi (max) and n over the completed runs.
 
-    Non-finite values are dropped. Columns: group, epoch, mean, std, lo, hi, n.
+    Non-finite values are dropped. Columns: group, epoch, mean, std, lo, hi, n. With
+    ``geometric`` (for log axes) non-positive values are dropped too and ``mean`` is the
+    geometric mean (``std`` is then the std of the natural log).
     """
     d = completed(tidy)
     d = d[(d["metric"] == metric) & np.isfinite(d["value"])]
-    out = (
-        d.assign(value=d["value"] * scale)
-        .groupby(["group", "epoch"], sort=False)["value"]
-        .agg(mean="mean", std="std", lo="min", hi="max", n="count")
-        .reset_index()
-    )
+    if geometric:
+        d = d[d["value"] > 0]
+    d = d.assign(value=d["value"] * scale)
+    g = d.assign(logv=np.log(d["value"]) if geometric else d["value"]).groupby(["group", "epoch"], sort=False)
+    out = g["value"].agg(lo="min", hi="max", n="count")
+    out["mean"] = np.exp(g["logv"].mean()) if geometric else g["value"].mean()
+    out["std"] = g["logv"].std()
+    out = out.reset_index()[["group", "epoch", "mean", "std", "lo", "hi", "n"]]
     return out.sort_values(["group", "epoch"], kind="stable").reset_index(drop=True)
 
 
@@ -329,13 +337,10 @@ def draw_diverged(
         r = r[(r["metric"] == metric) & np.isfinite(r["value"])].sort_values("epoch")
         if from_epoch is not None:
             r = r[r["epoch"] >= from_epoch]
-        label = (
-            f"{pretty_group(group)} seed {r['seed'].iloc[0] if len(r) else '?'} (diverged at epoch {k_txt})"
-            if label_runs
-            else None
-        )
         if r.empty:
             continue
+        who = "" if group == "base" else f"{pretty_group(group)} "
+        label = f"{who}seed {r['seed'].iloc[0]} (diverged at epoch {k_txt})" if label_runs else None
         x, y = r["epoch"].to_numpy(), r["value"].to_numpy() * scale
         ax.plot(x, y, color=color, ls=":", lw=0.9, alpha=0.8)
         before = r[r["epoch"] <= k] if not pd.isna(k) else r
@@ -343,6 +348,11 @@ def draw_diverged(
         ye = float(before["value"].iloc[-1] * scale) if len(before) else float(y[-1])
         ax.plot([xe], [ye], marker="x", ms=9, mew=2, color=color, ls="none", label=label)
     return count
+
+
+def int_epochs(*axes) -> None:
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def _new_figure(ncols: int, nrows: int = 1, width: float = 4.6, height: float = 3.6) -> Figure:
@@ -518,11 +528,13 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
             draw_band(ax, group_curve(band, g), f"{pretty_group(g)} (n={_n_of(band, g)} seeds)", color)
             draw_diverged(ax, tidy, g, metric, color, scale=100)
         zoom_accuracy(ax, band, from_epoch=max(2, E // 6))
+        int_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(f"Accuracy on the {name}")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle(
         f"MNIST, network2 [784, 30, 10]: quadratic vs cross-entropy cost "
         f"(mean, band = {SPREAD}; y axis zoomed, early epochs may lie below)",
@@ -616,16 +628,21 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
     for prefix, x in (("base", b), ("l2", r)):
         for k in keys:
             numbers[f"{prefix}_{k}"] = x[k]
+    falls = b["train_cost_still_falling"]
+    drop = b["smoothed_peak_test_pct"] - b["final_test_pct"]
+    numbers["base_train_cost_still_falling"] = falls
     numbers["overfitting_answer"] = (
-        f"Without regularisation the training cost keeps falling, from {num(b['train_cost_from'])} "
-        f"at epoch {from_epoch} to {num(b['train_cost_at_stop'])} at epoch "
-        f"{b['stop_improving_epoch']} and {num(b['train_cost_end'])} at epoch {b['final_epoch']}, "
-        f"but the test accuracy stops improving after epoch {b['stop_improving_epoch']} "
-        f"(maximum of its {window}-epoch moving average, {num(b['smoothed_peak_test_pct'])}%) and "
-        f"ends at {num(b['final_test_pct'])}%, while the training accuracy reaches "
-        f"{num(b['final_train_pct'])}%: a gap of {num(b['final_gap_points'])} points. "
-        f"Falling training cost without gains on unseen data, and a large train–test gap, "
-        f"are how overfitting shows."
+        "Overfitting shows when the training cost keeps falling while the accuracy on unseen "
+        "data no longer improves, and as a gap between training and test accuracy. Here, "
+        f"without regularisation, the test accuracy stops improving after epoch "
+        f"{b['stop_improving_epoch']} (its {window}-epoch moving average peaks there at "
+        f"{num(b['smoothed_peak_test_pct'])}%; it ends at {num(b['final_test_pct'])}%, "
+        f"{abs(drop):.2f} points {'below' if drop >= 0 else 'above'} that peak), while the "
+        f"training cost {'keeps falling' if falls else 'does not fall further'}: "
+        f"{num(b['train_cost_from'])} at epoch {from_epoch}, {num(b['train_cost_at_stop'])} at "
+        f"epoch {b['stop_improving_epoch']}, {num(b['train_cost_end'])} at epoch "
+        f"{b['final_epoch']}. The training accuracy ends at {num(b['final_train_pct'])}%, "
+        f"{num(b['final_gap_points'])} points above the test accuracy."
     )
     d_peak = r["peak_test_pct"] - b["peak_test_pct"]
     numbers["l2_peak_difference_points"] = d_peak
@@ -690,6 +707,7 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     ax_gap.set_title("Training vs test accuracy")
     ax_gap.set_ylabel("accuracy (%)")
     for ax in (ax_cost, ax_test, ax_gap):
+        int_epochs(ax)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -797,7 +815,8 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
     ax_loss.set_ylabel("mean minibatch loss of the epoch")
     ax_loss.set_title("Training loss")
     for ax in (ax_acc, ax_loss):
-        ax.set_xlabel("epoch (0 = before training)")
+        int_epochs(ax)
+        ax.set_xlabel("epoch (0 = before training)" if ax is ax_acc else "epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(f"CIFAR-10, 2,500 training pairs: overfitting (mean, band = {SPREAD})", fontsize=10)
@@ -900,6 +919,7 @@ def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
             draw_band(ax, group_curve(band, g), lab, f"C{i}")
             draw_diverged(ax, tidy, g, metric, f"C{i}", scale=scale, label_runs=metric == "train_loss")
         ax.set_xlabel("epoch (0 = before training)" if metric != "train_loss" else "epoch")
+        int_epochs(ax)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
@@ -1024,22 +1044,26 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
             ax_bar.text(v + 0.3, y, f"{v:.1f}", va="center", fontsize=7)
         if div:
             k = r.diverged_epoch
-            ax_bar.plot(
-                [0 if math.isnan(v) else v],
-                [y],
-                "x",
-                color="k",
-                ms=8,
-                mew=2,
-                label=None if diverged_labelled else f"diverged (at epoch {'?' if pd.isna(k) else int(k)})",
+            x0 = 0 if math.isnan(v) else v
+            ax_bar.plot([x0], [y], "x", color="k", ms=8, mew=2, clip_on=False)
+            ax_bar.text(
+                x0 + 1.0,
+                y,
+                f"diverged at epoch {'?' if pd.isna(k) else int(k)}",
+                va="center",
+                fontsize=7,
             )
             diverged_labelled = True
     ax_bar.set_yticks(ys, labels, fontsize=7)
-    ax_bar.barh([], [], color="C3", label=f"chosen: {grid_label(chosen['run_id'])}")
-    ax_bar.barh([], [], color="C0", label="other candidates")
+    handles = [
+        Patch(color="C3", label=f"chosen: {grid_label(chosen['run_id'])}"),
+        Patch(color="C0", label="other candidates"),
+    ]
+    if diverged_labelled:
+        handles.append(Patch(facecolor="0.6", edgecolor="0.3", hatch="//", label="diverged (×)"))
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
     ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
-    ax_bar.legend(fontsize=7, loc="lower right")
+    ax_bar.legend(handles=handles, fontsize=7, loc="lower right")
     ax_bar.grid(axis="x", alpha=0.3)
 
     fm = final_metrics.sort_values("epoch")
@@ -1072,6 +1096,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
         label=f"our target {numbers['our_target_pct']:g}%",
     )
     ax_fin.set_xlabel("epoch (0 = before training)")
+    int_epochs(ax_fin)
     ax_fin.set_ylabel("accuracy (%)")
     ax_fin.set_title("Chosen configuration retrained (1 run)")
     ax_fin.grid(alpha=0.3)
@@ -1143,15 +1168,14 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
     rules = list(dict.fromkeys(x["update_rule"] for x in groups))
 
     def sentence(a, b, name_a, name_b):
-        w = compare_word(b["imbalance_end"], a["imbalance_end"], 0.1)
-        factor = a["imbalance_end"] / b["imbalance_end"] if b["imbalance_end"] else math.nan
+        ia, ib = a["imbalance_end"], b["imbalance_end"]
+        w = compare_word(ib, ia, 0.1)
+        factor = {"smaller": ia / ib, "larger": ib / ia}.get(w, math.nan) if ib and ia else math.nan
+        times = f", {num(factor, 3)}× {w}" if math.isfinite(factor) else ""
         return (
             f"the ratio at the end is {num(a['ratio_end'], 3)} for {name_a} vs "
-            f"{num(b['ratio_end'], 3)} for {name_b}, so the imbalance is {w} with {name_b} "
-            f"(factor {num(a['imbalance_end'], 3)} vs {num(b['imbalance_end'], 3)}"
-            + (f", {num(factor, 3)}× " if math.isfinite(factor) else "")
-            + ("" if not math.isfinite(factor) else "ratio of the two factors")
-            + f"); with {name_b} the layers are "
+            f"{num(b['ratio_end'], 3)} for {name_b}: the imbalance factor is {num(ib, 3)} vs "
+            f"{num(ia, 3)}, {w} with {name_b}{times}; with {name_b} the two layers end "
             + ("within" if b["balanced_end"] else "not within")
             + f" a factor of {balance:g} of each other"
         )
@@ -1186,14 +1210,13 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
     fig = _new_figure(ncols, nrows, width=4.8, height=3.5)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, sharey=True, squeeze=False)).ravel()
     colors = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(layers)))
-    bands = {l: seed_band(tidy, f"grad_norm_layer{l}") for l in layers}
+    bands = {l: seed_band(tidy, f"grad_norm_layer{l}", geometric=True) for l in layers}
     last_hidden = numbers["last_hidden_layer"]
     for ax, g in zip(axes, groups, strict=False):
         p = group_params(runs, g)
         n = 0
         for l, color in zip(layers, colors, strict=True):
             c = group_curve(bands[l], g)
-            c = c[(c["mean"] > 0) & (c["lo"] > 0)]
             n = max(n, int(c["n"].max()) if len(c) else 0)
             kind = "output" if l > last_hidden else "hidden"
             draw_band(ax, c, f"layer {l} ({kind})", color, alpha=0.15)
@@ -1210,14 +1233,29 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
         )
         ax.set_xlabel("epoch (0 = at initialisation)")
         ax.set_ylabel(r"$\|\partial C/\partial b^l\|$")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=6, loc="best")
+        ax.yaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.grid(alpha=0.3, which="major")
+        int_epochs(ax)
+        div = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels(), strict=True) if "diverged" in lab]
+        if div:
+            ax.legend([h for h, _ in div], [lab for _, lab in div], fontsize=6, loc="best")
     for ax in axes[len(groups) :]:
         ax.set_visible(False)
     dims = runs["param_hidden_dims"].iloc[0] if "param_hidden_dims" in runs else "?"
     fig.suptitle(
-        f"MNIST, hidden layers {dims}: gradient norm per layer (geometric y axis; mean, band = {SPREAD})",
+        f"MNIST, hidden layers {dims}: gradient norm per layer "
+        f"(log y axis; line = geometric mean, band = {SPREAD})",
         fontsize=10,
+    )
+    handles, labels = axes[0].get_legend_handles_labels()
+    keep = [(h, lab) for h, lab in zip(handles, labels, strict=True) if lab.startswith("layer")]
+    fig.legend(
+        [h for h, _ in keep],
+        [lab for _, lab in keep],
+        loc="outside lower center",
+        ncols=len(keep),
+        fontsize=8,
     )
     return fig
 
