@@ -346,8 +346,28 @@ def draw_diverged(
         before = r[r["epoch"] <= k] if not pd.isna(k) else r
         xe = float(k) if not pd.isna(k) else float(x[-1])
         ye = float(before["value"].iloc[-1] * scale) if len(before) else float(y[-1])
-        ax.plot([xe], [ye], marker="x", ms=9, mew=2, color=color, ls="none", label=label)
+        ax.plot(
+            [xe],
+            [ye],
+            marker="x",
+            ms=9,
+            mew=2,
+            color=color,
+            ls="none",
+            label=label,
+            gid="diverged",
+            clip_on=False,
+        )
     return count
+
+
+def clamp_diverged_markers(ax) -> None:
+    """Move divergence crosses that lie outside a zoomed y range onto its edge."""
+    lo, hi = ax.get_ylim()
+    for line in ax.get_lines():
+        if line.get_gid() == "diverged":
+            y = np.clip(np.asarray(line.get_ydata(), dtype=float), lo, hi)
+            line.set_ydata(y)
 
 
 def int_epochs(*axes) -> None:
@@ -528,6 +548,7 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
             draw_band(ax, group_curve(band, g), f"{pretty_group(g)} (n={_n_of(band, g)} seeds)", color)
             draw_diverged(ax, tidy, g, metric, color, scale=100)
         zoom_accuracy(ax, band, from_epoch=max(2, E // 6))
+        clamp_diverged_markers(ax)
         int_epochs(ax)
         ax.set_xlabel("epoch")
         ax.set_ylabel("accuracy (%)")
@@ -1061,6 +1082,8 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ]
     if diverged_labelled:
         handles.append(Patch(facecolor="0.6", edgecolor="0.3", hatch="//", label="diverged (×)"))
+    top = max([100 * float(c["val_accuracy"]) for c in cands if c.get("val_accuracy")] or [1.0])
+    ax_bar.set_xlim(0, 1.15 * top)
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
     ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
     ax_bar.legend(handles=handles, fontsize=7, loc="lower right")
