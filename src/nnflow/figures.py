@@ -411,7 +411,7 @@ def run_counts(runs: pd.DataFrame) -> dict[str, Any]:
         sentence = f"All {n} runs completed."
     else:
         sentence = (
-            f"{k} of {n} runs diverged and are excluded from means, spreads and numbers: "
+            f"{k} of {n} runs diverged (excluded from means, spreads and numbers): "
             + "; ".join(listing)
             + "."
         )
