@@ -251,12 +251,14 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
                    **(_layer_norms(model, *probe) if track else {})}]
 
     for epoch in range(solver.epoch + 1, p["num_epochs"] + 1):
+        before = _weights(model) if track else None
         solver.num_epochs = epoch
         solver.train()
         if solver.status == "diverged":
             break
         extras.append({"epoch": epoch, "iteration": solver.iteration,
-                       **(_layer_norms(model, *probe) if track else {})})
+                       **(_layer_norms(model, *probe) if track else {}),
+                       **(_relative_updates(before, _weights(model)) if track else {})})
         # Extras first, then the solver state: a kill in between leaves extras one
         # epoch ahead, which resuming trims to the solver's epoch.
         checkpoint.save({}, {"epoch": epoch, "extras": extras})
@@ -291,6 +293,22 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     return rows, params, status, meta, extra
 
 
+def _weights(model: Any) -> list[np.ndarray]:
+    return [model.params[f"W{i}"].copy() for i in range(1, model.num_layers + 1)]
+
+
+def _relative_updates(before: list[np.ndarray], after: list[np.ndarray]) -> dict[str, float]:
+    """How far each layer's weights moved in an epoch: ``||W(e) - W(e-1)|| / ||W(e-1)||``.
+
+    The gradient norm says how strongly a layer is pushed; this says how much it
+    actually learned, which is what an adaptive rule such as Adam equalises.
+    """
+    return {
+        f"update_norm_layer{i}": float(np.linalg.norm(a - b) / np.linalg.norm(b))
+        for i, (b, a) in enumerate(zip(before, after, strict=True), start=1)
+    }
+
+
 def _layer_norms(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
     norms = model.layer_gradient_norms(X, y)
     return {f"grad_norm_layer{i}": float(v) for i, v in enumerate(norms, start=1)}
@@ -314,7 +332,7 @@ def _solver_rows(solver: Any, extras: list[dict[str, Any]]) -> list[dict[str, An
             "val_cost": solver.val_cost_history[k] if solver.val_cost_history else None,
             "seconds": solver.epoch_time_history[k],
         }
-        row.update({key: v for key, v in e.items() if key.startswith("grad_norm")})
+        row.update({key: v for key, v in e.items() if key.startswith(("grad_norm", "update_norm"))})
         rows.append(row)
     return rows
 
