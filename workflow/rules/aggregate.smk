@@ -33,6 +33,8 @@ rule experiment_table:
     output:
         metrics=f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv",
         summary=f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv",
+    params:
+        code=code_hash("tables"),
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
     wildcard_constraints:
@@ -78,6 +80,7 @@ for _experiment in plotted_experiments():
         params:
             experiment=_experiment,
             analysis=canonical_json(config["experiments"][_experiment].get("analysis", {})),
+            code=code_hash("figures"),
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
         script:

@@ -1,4 +1,6 @@
 # Config validation, run expansion and the target list of `rule all`.
+import functools
+import hashlib
 import os
 from pathlib import Path
 
@@ -6,6 +8,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from snakemake.utils import validate
 
+import nnflow
 from nnflow.runs import canonical_json, expand_runs
 
 
@@ -41,6 +44,29 @@ RESULTS = "results"
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 DATA_DIR = config["data"]["prepared_dir"]
 PREPARED_FILES = ["X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "X_test.npy", "y_test.npy"]
+
+
+NNFLOW_SOURCE = Path(nnflow.__file__).parent
+
+# The package modules each kind of job computes with. Their source hash is a
+# param of the job, so editing e.g. network2.py reruns exactly the network2
+# runs and what aggregates them (Snakemake's own code trigger sees only scripts).
+CODE_MODULES = {
+    "network2": ["network2", "costs", "init", "layers", "experiments", "model_io"],
+    "solver": ["fc_net", "solver", "optim", "init", "layers", "experiments", "model_io"],
+    "tables": ["aggregate"],
+    "figures": ["figures", "report", "aggregate"],
+}
+
+
+@functools.cache
+def code_hash(kind):
+    """Short SHA-256 of the source of the modules in CODE_MODULES[kind]."""
+    digest = hashlib.sha256()
+    for module in sorted(CODE_MODULES[kind]):
+        digest.update(module.encode())
+        digest.update((NNFLOW_SOURCE / f"{module}.py").read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def data_mirror():

@@ -53,6 +53,7 @@ rule train_network2:
         spec=run_spec,
         data_dir=lambda wc: f"{DATA_DIR}/{run_of(wc).dataset}",
         checkpoint=f"{CHECKPOINTS}/{{experiment}}/{{run}}",
+        code=lambda wc: code_hash(run_of(wc).trainer),
     log:
         f"{RESULTS}/logs/runs/{{experiment}}/{{run}}.log",
     benchmark:
@@ -68,6 +69,9 @@ rule train_network2:
 
 
 use rule train_network2 as train_solver with:
+    output:
+        **run_outputs(f"{RESULTS}/runs/{{experiment}}/{{run}}"),
+        iterations=f"{RESULTS}/runs/{{experiment}}/{{run}}/iterations.csv",
     wildcard_constraints:
         experiment=wildcard_alternatives(experiments_with("solver")),
 
@@ -98,11 +102,13 @@ rule challenge_final:
         data=prepared("cifar10"),
     output:
         **run_outputs(f"{CHALLENGE}/final"),
+        iterations=f"{CHALLENGE}/final/iterations.csv",
         test=f"{CHALLENGE}/final/test.json",
     params:
         final=lambda wc: canonical_json(config["experiments"]["cifar_challenge"].get("final", {})),
         data_dir=f"{DATA_DIR}/cifar10",
         checkpoint=f"{CHECKPOINTS}/cifar_challenge/final",
+        code=code_hash("solver"),
     log:
         f"{RESULTS}/logs/experiments/cifar_challenge/final.log",
     benchmark:
@@ -115,5 +121,11 @@ rule challenge_final:
         "../scripts/challenge_final.py"
 
 
+def run_files(run):
+    """Every declared output of a run (solver runs also keep each mini-batch's loss)."""
+    names = list(RUN_OUTPUTS.values()) + (["iterations.csv"] if run.trainer == "solver" else [])
+    return [f"{run_dir(run)}/{name}" for name in names]
+
+
 def targets_training():
-    return [f"{run_dir(r)}/metrics.csv" for r in RUNS.values()]
+    return [path for run in RUNS.values() for path in run_files(run)]
