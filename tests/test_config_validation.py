@@ -1,0 +1,260 @@
+"""Bad configurations are rejected when the config is loaded, with one message naming the key.
+
+Python level: every case through the JSON schema (``snakemake.utils.validate``, as
+``common.smk`` does) or through :mod:`nnflow.runs`. Snakemake level: a representative
+subset through ``snakemake -n`` with a bad ``--configfile``, including grid / search
+values, which only ``common.smk``'s ``_validate_run_params`` sees.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from snakemake.utils import validate
+from snakemake_interface_common.exceptions import WorkflowError
+
+from nnflow.experiments import take_first
+from nnflow.runs import expand_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SMOKE = ROOT / "tests" / "smoke" / "config.yaml"
+SNAKEMAKE = Path(sys.executable).with_name("snakemake")
+
+
+def smoke_config() -> dict:
+    return yaml.safe_load(SMOKE.read_text())
+
+
+def _set(cfg: dict, path: str, value) -> dict:
+    """Set a dotted path ('experiments.mnist_cost.params.eta'); list indices as integers."""
+    *parents, last = path.split(".")
+    node = cfg
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return cfg
+
+
+def _schema_error(cfg: dict) -> str:
+    with pytest.raises(WorkflowError) as err:
+        validate(cfg, str(SCHEMA))
+    return str(err.value)
+
+
+def test_smoke_and_default_configs_are_valid():
+    for path in (SMOKE, ROOT / "config.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        validate(cfg, str(SCHEMA))
+        assert expand_runs(cfg["experiments"])
+
+
+# (dotted path, bad value, fragments that the one message must contain: the key and what is allowed)
+MNIST = "experiments.mnist_cost.params"
+CIFAR = "experiments.cifar_overfitting.params"
+SCHEMA_CASES = {
+    # unknown keys (the message shows the schema, hence the allowed keys)
+    "unknown_top_level_key": ("trainingg", {}, ["'trainingg' was unexpected", "'experiments'"]),
+    "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "'mini_batch_size'"]),
+    "unknown_experiment": ("experiments.mnist_costs", {"trainer": "network2"},
+                           ["'mnist_costs' was unexpected", "'mnist_overfitting'"]),
+    "unknown_data_key": ("data.mnist.validation", 10, ["'validation' was unexpected", "'validation_size'"]),
+    # wrong types
+    "epochs_string": (f"{MNIST}.epochs", "ten", ["['params']['epochs']", "is not of type 'integer'"]),
+    "eta_string": (f"{MNIST}.eta", "0.5", ["['params']['eta']", "is not of type 'number'"]),
+    "sizes_string": (f"{MNIST}.sizes", "784,10,10", ["['params']['sizes']", "is not of type 'array'"]),
+    "batch_size_float": (f"{CIFAR}.batch_size", 2.5,
+                         ["['params']['batch_size']", "is not of type 'integer'"]),
+    "seeds_not_list": ("experiments.mnist_cost.seeds", 1, ["['seeds']", "is not of type 'array'"]),
+    "enabled_string": ("experiments.mnist_cost.enabled", "yes", ["['enabled']", "is not of type 'boolean'"]),
+    # zero / negative sizes, epochs, batch sizes
+    "epochs_zero": (f"{MNIST}.epochs", 0, ["['params']['epochs']", "less than the minimum of 1"]),
+    "epochs_negative": (f"{MNIST}.epochs", -3, ["['params']['epochs']", "less than the minimum of 1"]),
+    "num_epochs_zero": (f"{CIFAR}.num_epochs", 0, ["['params']['num_epochs']", "less than the minimum of 1"]),
+    "mini_batch_zero": (f"{MNIST}.mini_batch_size", 0, ["['mini_batch_size']", "less than the minimum of 1"]),
+    "batch_size_negative": (f"{CIFAR}.batch_size", -50, ["['batch_size']", "less than the minimum of 1"]),
+    "train_size_zero": (f"{MNIST}.train_size", 0, ["['train_size']", "less than the minimum of 1"]),
+    "hidden_layer_0_network2": (f"{MNIST}.sizes", [784, 0, 10],
+                                ["['params']['sizes'][1]", "less than the minimum of 1"]),
+    "hidden_layer_0_solver": (f"{CIFAR}.hidden_dims", [20, 0],
+                              ["['params']['hidden_dims'][1]", "less than the minimum of 1"]),
+    "no_hidden_layer_list": (f"{CIFAR}.hidden_dims", [], ["['hidden_dims']", "should be non-empty"]),
+    "validation_size_zero": ("data.mnist.validation_size", 0, ["['validation_size']", "minimum of 1"]),
+    "num_training_negative": ("data.cifar10.num_training", -1, ["['num_training']", "minimum of 1"]),
+    "n_candidates_zero": ("experiments.cifar_challenge.search.n_candidates", 0,
+                          ["['n_candidates']", "minimum of 1"]),
+    # learning rates <= 0
+    "eta_zero": (f"{MNIST}.eta", 0, ["['params']['eta']", "less than or equal to the minimum of 0"]),
+    "eta_negative": (f"{MNIST}.eta", -0.5, ["['params']['eta']", "less than or equal to the minimum of 0"]),
+    "learning_rate_zero": (f"{CIFAR}.learning_rate", 0.0,
+                           ["['params']['learning_rate']", "less than or equal to the minimum of 0"]),
+    "learning_rate_negative": (f"{CIFAR}.learning_rate", -1e-3,
+                               ["['params']['learning_rate']", "less than or equal to the minimum of 0"]),
+    "loguniform_lr_zero": ("experiments.cifar_challenge.search.space.learning_rate",
+                           {"loguniform": [0, 1e-3]},
+                           ["['learning_rate']['loguniform'][0]", "less than or equal to the minimum of 0"]),
+    # unknown names
+    "unknown_cost": (f"{MNIST}.cost", "hinge", ["['params']['cost']", "['quadratic', 'cross_entropy']"]),
+    "unknown_optimizer": (f"{CIFAR}.update_rule", "nesterov",
+                          ["['params']['update_rule']", "['sgd', 'sgd_momentum', 'rmsprop', 'adam']"]),
+    "unknown_activation": (f"{CIFAR}.activation", "gelu",
+                           ["['params']['activation']", "['relu', 'sigmoid', 'tanh']"]),
+    "unknown_dataset_network2": ("experiments.mnist_cost.dataset", "fashion_mnist",
+                                 ["['mnist_cost']['dataset']", "['mnist']"]),
+    "unknown_dataset_solver": ("experiments.cifar_overfitting.dataset", "svhn",
+                               ["['cifar_overfitting']['dataset']", "['mnist', 'cifar10']"]),
+    "unknown_trainer": ("experiments.mnist_cost.trainer", "keras",
+                        ["['trainer']", "'network2' was expected"]),
+    "unknown_weight_init": (f"{MNIST}.weight_init", "xavier", ["['weight_init']", "['default', 'large']"]),
+    "unknown_dtype": ("data.mnist.dtype", "float16", ["['dtype']", "['float32', 'float64']"]),
+    "unknown_distribution": ("experiments.cifar_challenge.search.space.batch_size", {"normal": [1, 2]},
+                             ["'normal' was unexpected", "'loguniform'"]),
+    # duplicate seeds (duplicate run IDs)
+    "duplicate_seeds": ("experiments.mnist_cost.seeds", [1, 1], ["['seeds']", "non-unique elements"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SCHEMA_CASES))
+def test_schema_rejects(case):
+    path, value, fragments = SCHEMA_CASES[case]
+    msg = _schema_error(_set(smoke_config(), path, value))
+    for fragment in fragments:
+        assert fragment in msg, f"{fragment!r} not in:\n{msg}"
+
+
+# ---------------------------------------------------------------------------------------- nnflow.runs
+
+
+def _runs_error(cfg: dict) -> str:
+    with pytest.raises(ValueError) as err:
+        expand_runs(cfg["experiments"])
+    return str(err.value)
+
+
+def test_duplicate_run_names_rejected_by_runs():
+    cfg = smoke_config()
+    points = cfg["experiments"]["mnist_cost"]["grid"]["points"]
+    points.append(dict(points[0]))
+    msg = _runs_error(cfg)
+    assert "experiments.mnist_cost: duplicate run names" in msg
+    assert "cost=quadratic,eta=3.0" in msg
+
+
+def test_duplicate_seeds_rejected_by_runs():
+    cfg = smoke_config()
+    cfg["experiments"]["mnist_cost"]["seeds"] = [2, 2]
+    assert "experiments.mnist_cost.seeds: duplicate seeds in [2, 2]" in _runs_error(cfg)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("trainer", "keras",
+         "experiments.mnist_cost.trainer: unknown trainer 'keras' (allowed: network2, solver)"),
+        ("dataset", "svhn",
+         "experiments.mnist_cost.dataset: unknown dataset 'svhn' (allowed: mnist, cifar10)"),
+    ],
+)
+def test_unknown_trainer_and_dataset_rejected_by_runs(key, value, message):
+    cfg = smoke_config()
+    cfg["experiments"]["mnist_cost"][key] = value
+    assert message in _runs_error(cfg)
+
+
+def test_key_both_in_params_and_grid_rejected_by_runs():
+    cfg = smoke_config()
+    cfg["experiments"]["mnist_cost"]["params"]["eta"] = 1.0
+    assert "['eta'] set both in params and in grid" in _runs_error(cfg)
+
+
+def test_empty_product_list_rejected_by_runs_and_schema():
+    cfg = smoke_config()
+    cfg["experiments"]["mnist_cost"]["grid"]["product"]["weight_init"] = []
+    assert "experiments.mnist_cost.grid.product.weight_init: must be a non-empty list" in _runs_error(cfg)
+    assert "should be non-empty" in _schema_error(cfg)
+
+
+def test_subset_larger_than_training_set_names_train_size():
+    X, y = np.zeros((50, 3)), np.zeros(50, np.uint8)
+    with pytest.raises(ValueError, match=r"^train_size=51 is larger than the training set \(50 examples\)$"):
+        take_first(X, y, 51)
+    Xs, ys = take_first(X, y, 50)
+    assert Xs.shape == (50, 3) and ys.shape == (50,)
+    assert take_first(X, y, None)[0].shape == (50, 3)
+
+
+# ------------------------------------------------------------------------------- snakemake -n level
+
+# Each: (dotted path, bad value, fragments of Snakemake's error output). Grid and search values are
+# not covered by the schema's `params`; common.smk validates each expanded run against it.
+SNAKEMAKE_CASES = {
+    "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "['params']"]),
+    "negative_epochs": (f"{MNIST}.epochs", -1, ["['params']['epochs']", "minimum of 1"]),
+    "unknown_cost_in_grid_points": (
+        "experiments.mnist_cost.grid.points.1.cost", "hinge",
+        ["experiments.mnist_cost (run mnist_cost/cost=hinge,eta=0.5/seed=1): cost:",
+         "'hinge' is not one of ['quadratic', 'cross_entropy']"]),
+    "negative_lmbda_in_grid_product": (
+        "experiments.mnist_overfitting.grid.product.lmbda", [0.0, -0.1],
+        ["experiments.mnist_overfitting", "lmbda: -0.1 is less than the minimum of 0"]),
+    "hidden_0_in_search_space": (
+        "experiments.cifar_challenge.search.space.hidden_dims", {"choice": [[0]]},
+        ["experiments.cifar_challenge (run cifar_challenge/cand=000/seed=1): hidden_dims.0:",
+         "0 is less than the minimum of 1"]),
+    "unknown_optimizer_in_search_space": (
+        "experiments.cifar_challenge.search.space.update_rule", {"choice": ["nesterov"]},
+        ["experiments.cifar_challenge (run cifar_challenge/cand=000/seed=1): update_rule:",
+         "'nesterov' is not one of ['sgd', 'sgd_momentum', 'rmsprop', 'adam']"]),
+    "duplicate_run_names": (
+        "experiments.mnist_cost.grid.points", [{"cost": "quadratic", "eta": 3.0}] * 2,
+        ["invalid configuration", "experiments.mnist_cost: duplicate run names"]),
+}
+
+
+def _dry_run(workdir: Path, cfg: dict) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "bad.yaml"
+    config.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(config), "-n", "--workflow-profile", "none", "--quiet"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.fixture(scope="module")
+def dry_runs(tmp_path_factory):
+    """Every Snakemake-level case, two at a time on the two cores.
+
+    The valid control (the smoke config's dry run) is the divergence test of
+    test_reliability.py, which builds and runs part of that DAG.
+    """
+    base = tmp_path_factory.mktemp("dry")
+    jobs = {}
+    for case, (path, value, _) in SNAKEMAKE_CASES.items():
+        jobs[case] = _set(smoke_config(), path, copy.deepcopy(value))
+    with ThreadPoolExecutor(2) as pool:
+        futures = {case: pool.submit(_dry_run, base / case, cfg) for case, cfg in jobs.items()}
+        return {case: f.result() for case, f in futures.items()}
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("case", sorted(SNAKEMAKE_CASES))
+def test_snakemake_dry_run_rejects(dry_runs, case):
+    proc = dry_runs[case]
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    for fragment in SNAKEMAKE_CASES[case][2]:
+        assert fragment in out, f"{fragment!r} not in:\n{out}"
+    assert "Traceback" not in out  # a configuration error, not a crash
+    assert "Job stats" not in out and "rule " not in out.split("Error")[0]  # before any DAG
