@@ -1,0 +1,246 @@
+"""CIFAR-10-shaped benchmark: one epoch of [3072, 500, 500, 10] ReLU / softmax CE, batch 200, Adam.
+
+Interleaved in one run (see common.py):
+
+- ``nnflow``: ``FullyConnectedNet([500, 500], activation="relu", init="he")`` +
+  ``Solver(update_rule="adam", learning_rate=1e-3, batch_size=200, sampling="epoch_shuffle")``;
+  the Solver's per-epoch evaluation runs on 200 training / 200 validation examples (in the time);
+- ``PyTorch CPU`` (2 threads): the same layers, ``cross_entropy``, ``torch.optim.Adam`` in its
+  CPU default (per-tensor loop) and ``fused=True``;
+- ``GEMM peak``: one 2048 x 2048 ``numpy.matmul`` in the same dtype, timed between the epochs;
+  the fraction of it that an nnflow epoch reaches counts 6 x parameters x samples FLOPs.
+
+Then a breakdown of an nnflow epoch (forward, backward, optimizer update, each summed over the
+steps of an instrumented epoch that follows the Solver's step) and a micro-benchmark of one
+Adam update over all parameters: ``nnflow.optim.adam`` vs PyTorch's fused and default Adam.
+
+Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49,000 x 3072).
+
+    .venv/bin/python benchmarks/bench_cifar.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+try:
+    import common as C
+except ImportError:  # pragma: no cover
+    from benchmarks import common as C
+
+from nnflow import optim
+from nnflow.fc_net import FullyConnectedNet
+from nnflow.solver import Solver
+
+DIMS = [3072, 500, 500, 10]
+BATCH = 200
+LR = 1e-3
+GEMM_N = 2048
+TARGET_VS_TORCH = 1.0
+TARGET_PEAK = 0.75
+
+
+def n_params():
+    return sum(a * b + b for a, b in zip(DIMS[:-1], DIMS[1:], strict=True))
+
+
+def make_data(n, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, DIMS[0]), dtype=np.float32).astype(dtype), \
+        rng.integers(0, DIMS[-1], n)
+
+
+def make_model(dtype, seed=0):
+    return FullyConnectedNet(DIMS[1:-1], input_dim=DIMS[0], num_classes=DIMS[-1],
+                             activation="relu", init="he", dtype=dtype, seed=seed)
+
+
+def nnflow_setup(X, y, seed=0):
+    Xv, yv = X[:200], y[:200]
+
+    def setup():
+        solver = Solver(make_model(X.dtype, seed), {"X_train": X, "y_train": y, "X_val": Xv,
+                                                    "y_val": yv},
+                        update_rule="adam", optim_config={"learning_rate": LR},
+                        batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
+                        num_train_samples=200, verbose=False, seed=seed)
+        return solver.train
+
+    return setup
+
+
+def torch_setup(X, y, fused, threads=2, seed=0):
+    import torch
+    import torch.nn.functional as F  # noqa: N812
+    from torch import nn
+
+    dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    n = X.shape[0]
+
+    def setup():
+        torch.manual_seed(seed)
+        layers = []
+        for i, (a, b) in enumerate(zip(DIMS[:-1], DIMS[1:], strict=True)):
+            layers.append(nn.Linear(a, b))
+            if i < len(DIMS) - 2:
+                layers.append(nn.ReLU())
+        model = nn.Sequential(*layers).to(dtype)
+        opt = torch.optim.Adam(model.parameters(), lr=LR, fused=True if fused else None)
+        gen = torch.Generator().manual_seed(seed)
+
+        def epoch():
+            torch.set_num_threads(threads)
+            perm = torch.randperm(n, generator=gen)
+            for k in range(0, n, BATCH):
+                idx = perm[k:k + BATCH]
+                opt.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(model(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+
+        return epoch
+
+    return setup
+
+
+def breakdown(X, y, seed=0):
+    """Seconds of forward, backward and Adam update, summed over an instrumented epoch."""
+    model = make_model(X.dtype, seed)
+    rng = np.random.default_rng(seed)
+    configs = {p: {"learning_rate": LR} for p in model.params}
+    t_fwd = t_loss = t_upd = 0.0
+    perm = rng.permutation(X.shape[0])
+    for k in range(0, X.shape[0], BATCH):
+        idx = perm[k:k + BATCH]
+        Xb, yb = X[idx], y[idx]
+        t0 = time.perf_counter()
+        model.loss(Xb, mode="train")
+        t1 = time.perf_counter()
+        _, grads = model.loss(Xb, yb)
+        t2 = time.perf_counter()
+        for p, w in model.params.items():
+            model.params[p], configs[p] = optim.adam(w, grads[p], configs[p])
+        t3 = time.perf_counter()
+        t_fwd += t1 - t0
+        t_loss += t2 - t1
+        t_upd += t3 - t2
+    return {"forward": t_fwd, "backward": t_loss - t_fwd, "update": t_upd}
+
+
+def adam_micro(dtype, steps):
+    """Interleaved: one Adam update of all parameters, nnflow vs PyTorch fused / default."""
+    rng = np.random.default_rng(0)
+    shapes = [(a, b) for a, b in zip(DIMS[:-1], DIMS[1:], strict=True)] + [(b,) for b in DIMS[1:]]
+    ws = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    gs = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    cfgs = [{"learning_rate": LR} for _ in shapes]
+
+    def nnflow_step():
+        for _ in range(steps):
+            for i in range(len(ws)):
+                ws[i], cfgs[i] = optim.adam(ws[i], gs[i], cfgs[i])
+
+    contenders = {"nnflow optim.adam": nnflow_step}
+    if C.have_torch():
+        import torch
+
+        for fused in (True, False):
+            ps = [torch.nn.Parameter(torch.from_numpy(w.copy())) for w in ws]
+            for p, g in zip(ps, gs, strict=True):
+                p.grad = torch.from_numpy(g.copy())
+            opt = torch.optim.Adam(ps, lr=LR, fused=True if fused else None)
+
+            def torch_step(opt=opt):
+                torch.set_num_threads(2)
+                for _ in range(steps):
+                    opt.step()
+
+            contenders[f"PyTorch Adam ({'fused' if fused else 'default'})"] = torch_step
+    times = C.interleaved(contenders, 3)
+    return {k: [t / steps for t in v] for k, v in times.items()}
+
+
+def run(quick=False, repeats=None, dtypes=("float32",), log=print):
+    n = 9_800 if quick else 49_000
+    repeats = repeats or (2 if quick else 3)
+    rows = []
+    nparam = n_params()
+    flops = 6.0 * nparam * n
+    for dtype_name in dtypes:
+        dtype = np.dtype(dtype_name)
+        X, y = make_data(n, dtype)
+        setups = {"nnflow": nnflow_setup(X, y)}
+        if C.have_torch():
+            setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
+            setups["PyTorch CPU, Adam default"] = torch_setup(X, y, fused=False)
+        gemm = {"t": []}
+        contenders = {name: None for name in setups}
+        contenders["GEMM 2048"] = lambda gemm=gemm, dtype=dtype: gemm["t"].append(
+            C.gemm_seconds(GEMM_N, dtype, 2))
+        log(f"  CIFAR {dtype_name}: {repeats} interleaved repetitions of "
+            f"{', '.join(contenders)} (epoch of {n})")
+        times = C.interleaved(contenders, repeats, setup=setups, warmup=False)
+        gemm_flops = [2 * GEMM_N**3 / t for t in gemm["t"]]
+        peak_best, peak_med = max(gemm_flops), float(np.median(gemm_flops))
+        case = f"[3072,500,500,10] relu/softmax, Adam, batch {BATCH}, epoch of {n}"
+        for name in setups:
+            rows.append(C.row("cifar", case, name, times[name], dtype=dtype_name, threads=2))
+        t_min, t_med = C.summary(times["nnflow"])
+        rows.append(C.row("cifar", case, "GEMM 2048 (numpy)", gemm["t"], dtype=dtype_name,
+                          threads=2, gflops_best=peak_best / 1e9, gflops_median=peak_med / 1e9))
+        torch_names = [k for k in setups if k.startswith("PyTorch")]
+        best_torch = min(torch_names, key=lambda k: C.summary(times[k])[1]) if torch_names else None
+        for tn in torch_names:
+            rows.append(C.row("cifar", case, "nnflow", times["nnflow"], dtype=dtype_name,
+                              threads=2, ref=times[tn], ref_name=tn,
+                              target=TARGET_VS_TORCH if (tn == best_torch and
+                                                         dtype_name == "float32") else None))
+        frac_med = flops / t_med / peak_med
+        frac_best = flops / t_min / peak_best
+        rows.append(C.row("cifar", case, "nnflow fraction of GEMM peak", times["nnflow"],
+                          dtype=dtype_name, threads=2, ref_name="GEMM peak (fraction, higher is "
+                          "better)", peak_fraction_median=frac_med, peak_fraction_best=frac_best,
+                          epoch_gflops=flops / t_med / 1e9,
+                          target=TARGET_PEAK if dtype_name == "float32" else None,
+                          meets_peak=bool(frac_med >= TARGET_PEAK)))
+        log(f"  CIFAR {dtype_name}: breakdown of an instrumented nnflow epoch")
+        br = breakdown(X, y)
+        total = sum(br.values())
+        for part, secs in br.items():
+            rows.append(C.row("cifar-breakdown", case, f"nnflow {part}", [secs],
+                              dtype=dtype_name, threads=2, share=secs / total))
+        log(f"  CIFAR {dtype_name}: Adam update micro-benchmark")
+        adam = adam_micro(dtype, 5 if quick else 20)
+        for name, ts in adam.items():
+            ref = adam.get("PyTorch Adam (fused)")
+            rows.append(C.row("adam-step", f"one Adam update of {nparam} parameters", name, ts,
+                              dtype=dtype_name, threads=2,
+                              ref=ref if name.startswith("nnflow") else None,
+                              ref_name="PyTorch Adam (fused)" if name.startswith("nnflow") and
+                              ref is not None else ""))
+    return rows
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--repeats", type=int)
+    ap.add_argument("--dtypes", default="float32")
+    args = ap.parse_args(argv)
+    rows = run(args.quick, args.repeats, tuple(args.dtypes.split(",")))
+    for r in rows:
+        ratio = "" if r["ratio_median"] is None else \
+            f"  x{r['ratio_median']:.3f} of {r['ratio_to']} (target {r['target']})"
+        extra = f"  peak fraction {r['peak_fraction_median']:.2f}" \
+            if r.get("peak_fraction_median") else ""
+        print(f"{r['bench']:16s} {r['dtype']:8s} {r['tool']:30s} min {r['min_s']:.4f}s "
+              f"median {r['median_s']:.4f}s{ratio}{extra}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
