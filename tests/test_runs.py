@@ -148,3 +148,18 @@ def test_disabled_experiment_has_no_runs(experiments):
     cfg = copy.deepcopy(experiments["mnist_cost"])
     cfg["enabled"] = False
     assert expand_experiment("mnist_cost", cfg) == []
+
+
+def test_changing_one_point_does_not_rename_the_others():
+    cfg = {
+        "trainer": "solver",
+        "dataset": "cifar10",
+        "params": {},
+        "grid": {"points": [{"update_rule": "sgd", "learning_rate": 0.001},
+                            {"update_rule": "adam", "learning_rate": 0.001}]},
+    }
+    before = {r.run_id for r in expand_experiment("x", cfg)}
+    cfg["grid"]["points"][1]["learning_rate"] = 0.002
+    after = {r.run_id for r in expand_experiment("x", cfg)}
+    assert before - after == {"x/learning_rate=0.001,update_rule=adam/seed=1"}
+    assert after - before == {"x/learning_rate=0.002,update_rule=adam/seed=1"}

@@ -5,7 +5,7 @@ A *run* is one (experiment, grid point, seed). Its ID is readable and stable::
     mnist_cost/cost=quadratic,eta=3.0,weight_init=large/seed=1
     cifar_challenge/cand=003/seed=1
 
-Only the keys that vary inside an experiment appear in the label; the full,
+Only the keys of the experiment's grid appear in the label; the full,
 resolved parameters of a run are in :attr:`Run.params`, and
 :func:`canonical_json` turns them into the deterministic string that Snakemake
 compares for its parameter rerun trigger (sorted keys, shortest round-trip
@@ -161,13 +161,15 @@ def expand_experiment(name: str, cfg: Mapping[str, Any]) -> list[Run]:
         ]
     else:
         points = _grid_points(cfg.get("grid"), where)
-        varying = sorted({k for p in points for k in p if len({format_value(q.get(k)) for q in points}) > 1})
+        # Every grid key is in the label (not only those that differ now): changing
+        # one point's value must not rename the other points' runs.
+        grid_keys = sorted({k for p in points for k in p})
         labelled = []
         for point in points:
             overlap = set(point) & set(base)
             if overlap:
                 raise ValueError(f"{where}: {sorted(overlap)} set both in params and in grid")
-            label = ",".join(f"{k}={format_value(point[k])}" for k in varying) or "base"
+            label = ",".join(f"{k}={format_value(point[k])}" for k in grid_keys if k in point) or "base"
             labelled.append((label, {**base, **point}))
 
     labels = [label for label, _ in labelled]

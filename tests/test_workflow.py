@@ -1,0 +1,247 @@
+"""The whole DAG on the smoke config, the HTML report, and incremental reruns.
+
+One module-scoped smoke run (data from a generated mini-mirror, every
+experiment, aggregation, theory, PageRank) is shared by the tests; each rerun
+test works on its own copy of the finished work directory and asks Snakemake
+(dry run) which jobs it would run, so nothing here depends on timing.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from nnflow.data.synthetic import write_mirror
+from nnflow.runs import expand_runs
+
+pytestmark = [pytest.mark.workflow, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE_CONFIG = ROOT / "tests" / "smoke" / "config.yaml"
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def snakemake(workdir: Path, *args: str, mirror: Path, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [
+        SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+        "--configfile", str(workdir / "config.yaml"), "--cores", "2", *args,
+    ]
+    env = {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror)}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def planned_jobs(workdir: Path, mirror: Path) -> dict[str, int]:
+    """Rule name -> number of jobs a dry run would execute (empty if nothing to do)."""
+    proc = snakemake(workdir, "-n", "--quiet", "rules", mirror=mirror)
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return {}
+    block = text.split("Job stats:", 1)[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    base = tmp_path_factory.mktemp("smoke")
+    mirror = write_mirror(base / "mirror", np.random.default_rng(0), n_train=600, n_test=200)
+    work = base / "work"
+    work.mkdir()
+    shutil.copy(SMOKE_CONFIG, work / "config.yaml")
+    snakemake(work, mirror=mirror)
+    snakemake(work, "--report", str(work / "results" / "report.html"), mirror=mirror)
+    return work, Path(mirror)
+
+
+@pytest.fixture
+def copy_of(smoke, tmp_path):
+    """A private copy of the finished smoke work directory (with Snakemake's metadata)."""
+    work, mirror = smoke
+    dest = tmp_path / "work"
+    shutil.copytree(work, dest, symlinks=True)
+    return dest, mirror
+
+
+def edit_config(workdir: Path, change) -> None:
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    change(cfg)
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def test_smoke_run_builds_every_stage(smoke):
+    work, _ = smoke
+    results = work / "results"
+    cfg = yaml.safe_load(SMOKE_CONFIG.read_text())
+    for experiment in ("mnist_cost", "mnist_overfitting", "cifar_overfitting", "cifar_optimizers",
+                       "cifar_challenge", "unstable_gradients"):
+        for name in ("figure.png", "figure.pdf", "caption.rst", "numbers.json", "metrics.csv"):
+            assert (results / "experiments" / experiment / name).stat().st_size > 0
+    assert (results / "theory" / "unstable" / "numbers.json").exists()
+    assert (results / "theory" / "complex_backprop" / "numbers.json").exists()
+    assert any((results / "pagerank").rglob("*.png"))
+    summary = pd.read_csv(results / "summary.csv")
+    assert sorted(summary["run_id"]) == sorted(expand_runs(cfg["experiments"]))
+    assert set(summary["status"]) == {"completed"}
+    tidy = pd.read_csv(results / "metrics.csv")
+    assert {"run_id", "experiment", "seed", "epoch", "metric", "value"} <= set(tidy.columns)
+    assert set(tidy["run_id"]) == set(summary["run_id"])
+
+
+def test_captions_state_measured_numbers(smoke):
+    work, _ = smoke
+    caption = (work / "results" / "experiments" / "mnist_cost" / "caption.rst").read_text()
+    assert "$" not in caption
+    assert re.search(r"\d+(\.\d+)?%", caption)
+    # the smoke mirror is generated, so every caption must say the data are not canonical
+    assert "non-canonical" in caption
+
+
+def test_report_contains_every_figure(smoke):
+    work, _ = smoke
+    report = work / "results" / "report.html"
+    assert report.stat().st_size > 100_000
+    text = report.read_text(errors="replace")
+    for needle in ("MNIST sheet", "CIFAR sheet", "25a cost functions", "11c accuracy challenge"):
+        assert needle in text, needle
+
+
+def test_run_records_environment_and_provenance(smoke):
+    import json
+
+    work, _ = smoke
+    run_json = next((work / "results" / "runs" / "mnist_cost").rglob("run.json"))
+    info = json.loads(run_json.read_text())
+    assert info["status"] == "completed"
+    assert info["dataset"]["canonical"] is False
+    env = info["environment"]
+    assert env["numpy"] and env["python"] and "blas" in env and "thread_env" in env
+    assert info["threads"] == 1
+
+
+def test_second_run_does_nothing(smoke):
+    work, mirror = smoke
+    assert planned_jobs(work, mirror) == {}
+
+
+def test_changing_one_learning_rate_reruns_that_run_and_its_aggregation(copy_of):
+    work, mirror = copy_of
+
+    def change(cfg):
+        cfg["experiments"]["cifar_optimizers"]["grid"]["points"][1]["learning_rate"] = 0.002
+
+    edit_config(work, change)
+    jobs = planned_jobs(work, mirror)
+    assert jobs == {
+        "train_solver": 1,
+        "experiment_table": 1,
+        "figure_cifar_optimizers": 1,
+        "metrics_table": 1,
+        "all": 1,
+    }
+
+
+def test_changing_a_shared_param_reruns_exactly_that_experiments_runs(copy_of):
+    work, mirror = copy_of
+
+    def change(cfg):
+        cfg["experiments"]["mnist_overfitting"]["params"]["epochs"] = 3
+
+    edit_config(work, change)
+    assert planned_jobs(work, mirror) == {
+        "train_network2": 2,
+        "experiment_table": 1,
+        "figure_mnist_overfitting": 1,
+        "metrics_table": 1,
+        "all": 1,
+    }
+
+
+def test_adding_a_seed_adds_one_run_per_grid_point(copy_of):
+    work, mirror = copy_of
+
+    def change(cfg):
+        cfg["experiments"]["mnist_cost"]["seeds"] = [1, 2]
+
+    edit_config(work, change)
+    jobs = planned_jobs(work, mirror)
+    assert jobs["train_network2"] == 2  # two grid points, one new seed each
+    assert jobs["figure_mnist_cost"] == 1
+    assert "train_solver" not in jobs
+
+
+def test_deleting_one_run_regenerates_only_that_run(copy_of):
+    work, mirror = copy_of
+    run = work / "results" / "runs" / "mnist_cost" / "cost=quadratic,eta=3.0,weight_init=large" / "seed=1"
+    assert run.exists(), sorted(p.name for p in run.parent.parent.iterdir())
+    shutil.rmtree(run)
+    jobs = planned_jobs(work, mirror)
+    assert jobs == {
+        "train_network2": 1,
+        "experiment_table": 1,
+        "figure_mnist_cost": 1,
+        "metrics_table": 1,
+        "all": 1,
+    }
+
+
+def test_editing_library_code_reruns_the_runs_that_use_it(copy_of, tmp_path):
+    """The source hash of the modules a job uses is one of its params."""
+    work, mirror = copy_of
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src)
+    with open(src / "nnflow" / "network2.py", "a") as fh:
+        fh.write("\n# an edit\n")
+    env_path = f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    cmd = [
+        SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(work),
+        "--configfile", str(work / "config.yaml"), "-n", "--quiet", "rules",
+    ]
+    proc = subprocess.run(cmd, env={**os.environ, "NNFLOW_DATA_MIRROR": str(mirror),
+                                    "PYTHONPATH": env_path},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    cfg = yaml.safe_load(SMOKE_CONFIG.read_text())
+    n_network2 = sum(r.trainer == "network2" for r in expand_runs(cfg["experiments"]).values())
+    assert re.search(rf"train_network2\s+{n_network2}\b", out), out[-3000:]
+    assert "train_solver" not in out
+
+
+def test_full_config_dry_run_lists_every_run_with_resources():
+    """The full config builds its DAG; every training job names threads, memory and runtime."""
+    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    assert cfg["experiments"]["mnist_cost"]["params"]["epochs"] == 30
+    proc = subprocess.run(
+        [SNAKEMAKE, "-n", "--directory", str(ROOT), "-s", str(ROOT / "Snakefile"),
+         "--forceall", "--cores", "2"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "NNFLOW_DATA_MIRROR": ""},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    for run_id in expand_runs(cfg["experiments"]):
+        experiment, rest = run_id.split("/", 1)
+        assert f"wildcards: experiment={experiment}, run={rest}" in out, run_id
+    train_blocks = [b for b in out.split("\n\n") if re.search(r"rule train_(network2|solver):", b)]
+    assert train_blocks
+    for block in train_blocks:
+        assert re.search(r"resources: .*runtime=\d+.*mem_mb=\d+", block), block
