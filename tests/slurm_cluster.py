@@ -12,6 +12,14 @@ Steps (verified on Debian bookworm, SLURM 22.05, see /work/shared/notes/slurm-lo
 3. ``stop()`` cancels this cluster's jobs and terminates exactly the processes it started,
    by PID (munged only if it started it).
 
+Configless slurmd: snakemake-executor-plugin-slurm runs each job's command through ``srun``
+inside the batch job with every ``SLURM_*`` variable except the job's identity removed, so
+that ``srun`` cannot see ``SLURM_CONF``. As on a real configless cluster, slurmctld serves its
+configuration (``SlurmctldParameters=enable_configless``), slurmd fetches it
+(``--conf-server``) into its spool directory and links ``/run/slurm/conf`` to it, which is
+where client commands look when ``SLURM_CONF`` is unset and ``/etc/slurm/slurm.conf`` does not
+exist. ``stop()`` removes that link again.
+
 As a pytest fixture (see tests/test_slurm.py)::
 
     with cluster_or_skip(tmp_path_factory.mktemp("slurm")) as cluster: yield cluster
@@ -41,6 +49,8 @@ SBIN = ("/usr/sbin", "/sbin", "/usr/bin", "/bin")
 MUNGE_KEY = Path("/etc/munge/munge.key")
 MUNGE_RUN_DIR = Path("/run/munge")
 MUNGE_PID_FILE = MUNGE_RUN_DIR / "munged.pid"
+SYSTEM_SLURM_CONF = Path("/etc/slurm/slurm.conf")
+CONFIGLESS_LINK = Path("/run/slurm/conf")  # slurmd --conf-server links this to its config cache
 PARTITION = "debug"
 
 
@@ -117,6 +127,7 @@ def slurm_conf(root: Path, host: str, cpus: int, memory_mb: int, ctld_port: int,
         "SelectType=select/cons_tres",
         "SelectTypeParameters=CR_Core_Memory",
         "SlurmdParameters=config_overrides",
+        "SlurmctldParameters=enable_configless",
         "ReturnToService=2",
         "MpiDefault=none",
         "JobAcctGatherType=jobacct_gather/none",
@@ -167,6 +178,7 @@ class SlurmCluster:
         self.log_dir = self.root / "log"
         self.env = {**os.environ, "SLURM_CONF": str(self.conf)}
         self.env["PATH"] = os.pathsep.join([self.env.get("PATH", ""), *SBIN])
+        self.ctld_port = 0
         self._procs: dict[str, subprocess.Popen] = {}
         self._logs: list = []
 
@@ -175,16 +187,31 @@ class SlurmCluster:
         if os.geteuid() != 0:
             raise SlurmUnavailable("starting slurmctld/slurmd/munged needs root")
         ensure_installed()
+        self._check_no_other_config()
         try:
             self._start_munge()
             self._write_conf()
             self._start_daemon("slurmctld", [_which("slurmctld"), "-D", "-i"])
-            self._start_daemon("slurmd", [_which("slurmd"), "-D"])
+            # slurmd gets its configuration from slurmctld (see the module docstring).
+            slurmd_env = {k: v for k, v in self.env.items() if k != "SLURM_CONF"}
+            self._start_daemon("slurmd", [_which("slurmd"), "-D", "--conf-server",
+                                          f"127.0.0.1:{self.ctld_port}"], env=slurmd_env)
             self._wait_idle()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _check_no_other_config(self) -> None:
+        """Job steps find this cluster's config only if no other one is in their way."""
+        if SYSTEM_SLURM_CONF.exists():
+            raise SlurmUnavailable(f"{SYSTEM_SLURM_CONF} exists: job steps (srun inside the jobs, "
+                                   "without SLURM_CONF) would use it instead of the test cluster's")
+        if CONFIGLESS_LINK.is_symlink() and CONFIGLESS_LINK.exists():
+            target = CONFIGLESS_LINK.resolve()
+            if not target.is_relative_to(self.root):
+                raise SlurmUnavailable(f"{CONFIGLESS_LINK} -> {target}: another configless slurmd "
+                                       "seems to run on this machine")
 
     def _start_munge(self) -> None:
         if not MUNGE_KEY.exists():
@@ -199,7 +226,7 @@ class SlurmCluster:
             return  # a munged is running already (system service or another test): leave it alone
         MUNGE_RUN_DIR.mkdir(parents=True, exist_ok=True)
         shutil.chown(MUNGE_RUN_DIR, "munge", "munge")
-        log = open(self._log_path("munged.out"), "w")  # noqa: SIM115 (closed in stop)
+        log = open(self._log_path("munged.out"), "w")  # closed in stop()
         self._logs.append(log)
         # --foreground: the Popen PID is munged itself (it also writes MUNGE_PID_FILE);
         # --force: a stale socket left by a killed munged does not stop it.
@@ -220,7 +247,8 @@ class SlurmCluster:
         with contextlib.suppress(AttributeError):
             cpus = len(os.sched_getaffinity(0))
         memory = max(512, int(_free_memory_mb() * 0.8))
-        self.conf.write_text(slurm_conf(self.root, self.host, cpus, memory, _free_port(), _free_port()))
+        self.ctld_port = _free_port()
+        self.conf.write_text(slurm_conf(self.root, self.host, cpus, memory, self.ctld_port, _free_port()))
 
     def _log_path(self, name: str) -> Path:
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -232,10 +260,10 @@ class SlurmCluster:
             return f"({path} missing)"
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
 
-    def _start_daemon(self, name: str, cmd: list[str]) -> None:
-        log = open(self._log_path(f"{name}.out"), "w")  # noqa: SIM115 (closed in stop)
+    def _start_daemon(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
+        log = open(self._log_path(f"{name}.out"), "w")  # closed in stop()
         self._logs.append(log)
-        self._procs[name] = subprocess.Popen(cmd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        self._procs[name] = subprocess.Popen(cmd, env=env or self.env, stdout=log, stderr=subprocess.STDOUT,
                                              start_new_session=True)
 
     def _wait_idle(self) -> None:
@@ -301,6 +329,9 @@ class SlurmCluster:
         for log in self._logs:
             log.close()
         self._logs.clear()
+        # the configless link that our slurmd made (it points into our spool directory)
+        if CONFIGLESS_LINK.is_symlink() and os.readlink(CONFIGLESS_LINK).startswith(str(self.root)):
+            CONFIGLESS_LINK.unlink()
 
     def __enter__(self) -> SlurmCluster:
         return self.start()
@@ -344,7 +375,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             print(f"export SLURM_CONF={cluster.conf}", flush=True)
             print(f"# logs in {cluster.log_dir}; Ctrl-C stops the daemons", file=sys.stderr, flush=True)
+            # also when started in the background, where the shell makes SIGINT ignored
             signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
