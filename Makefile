@@ -25,7 +25,6 @@ reproduce: venv
 
 lint: venv
 	$(BIN)/ruff check src tests workflow/scripts benchmarks
-	$(BIN)/snakemake --lint
 
 dryrun: venv
 	$(BIN)/snakemake -n --quiet rules

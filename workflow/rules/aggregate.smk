@@ -3,29 +3,6 @@
 # Changing one run reruns that run, its experiment's table and figure, and the global
 # table; the other experiments' figures stay as they are.
 
-EXPERIMENTS_DIR = f"{RESULTS}/experiments"
-
-REPORT_CATEGORY = {
-    "mnist_cost": ("MNIST sheet (Blatt 10)", "25a cost functions"),
-    "mnist_overfitting": ("MNIST sheet (Blatt 10)", "25b/c overfitting and L2"),
-    "unstable_gradients": ("MNIST sheet (Blatt 10)", "26 unstable gradients"),
-    "cifar_overfitting": ("CIFAR sheet (Aufgabe 11)", "11a overfitting 2,500 pairs"),
-    "cifar_optimizers": ("CIFAR sheet (Aufgabe 11)", "11b update rules"),
-    "cifar_challenge": ("CIFAR sheet (Aufgabe 11)", "11c accuracy challenge"),
-}
-
-
-def experiment_run_files(experiment):
-    runs = runs_of(experiment)
-    return {
-        "metrics": [f"{run_dir(r)}/metrics.csv" for r in runs],
-        "run_info": [f"{run_dir(r)}/run.json" for r in runs],
-    }
-
-
-def plotted_experiments():
-    return [name for name in REPORT_CATEGORY if runs_of(name)]
-
 
 rule experiment_table:
     input:
@@ -41,20 +18,6 @@ rule experiment_table:
         experiment=wildcard_alternatives(plotted_experiments()),
     script:
         "../scripts/experiment_table.py"
-
-
-def _figure_inputs(experiment):
-    inputs = {
-        "metrics": f"{EXPERIMENTS_DIR}/{experiment}/metrics.csv",
-        "summary": f"{EXPERIMENTS_DIR}/{experiment}/summary.csv",
-    }
-    if experiment == "cifar_challenge":
-        inputs["chosen"] = f"{EXPERIMENTS_DIR}/cifar_challenge/chosen.json"
-        inputs["final_metrics"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/metrics.csv"
-        inputs["final_test"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/test.json"
-    dataset = runs_of(experiment)[0].dataset
-    inputs["provenance"] = f"{DATA_DIR}/{dataset}/provenance.json"
-    return inputs
 
 
 for _experiment in plotted_experiments():
@@ -103,10 +66,3 @@ rule metrics_table:
         f"{RESULTS}/logs/metrics_table.log",
     script:
         "../scripts/metrics_table.py"
-
-
-def targets_aggregate():
-    if not plotted_experiments():
-        return []
-    figures = [f"{EXPERIMENTS_DIR}/{e}/figure.png" for e in plotted_experiments()]
-    return figures + [f"{RESULTS}/metrics.csv", f"{RESULTS}/summary.csv"]

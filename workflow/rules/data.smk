@@ -11,53 +11,11 @@
 #   sources.json records where the cached bytes actually came from.
 # - prepare_dataset depends only on the verified files + sources.json and on the
 #   split settings (sizes, dtype, subtract_mean) as tracked params.
-from nnflow.data.fetch import FetchOptions
-from nnflow.data.sources import DATASETS as _DATA_SOURCES
 
-DOWNLOAD_DIR = config["data"].get("download_dir", "results/downloads")
 
 localrules:
     fetch_mnist,
     fetch_cifar10,
-
-
-def _data_cfg(key, default=None):
-    return config["data"].get(key, default)
-
-
-def fetch_options():
-    """Transport settings of the fetch rules (not part of the rerun trigger, see above)."""
-    return FetchOptions(
-        mirror=data_mirror(),
-        timeout=float(_data_cfg("timeout_seconds", 60)),
-        retries=int(_data_cfg("retries", 4)),
-    )
-
-
-def accepts_mirror(dataset):
-    return dataset in _data_cfg("accept_mirror_checksums", ["cifar10"])
-
-
-def downloads(dataset):
-    """Named outputs of fetch_<dataset>: the canonical files and the sources record."""
-    files = {
-        f.name.split(".")[0].replace("-", "_"): f"{DOWNLOAD_DIR}/{dataset}/{f.name}"
-        for f in _DATA_SOURCES[dataset].files
-    }
-    files["record"] = f"{DOWNLOAD_DIR}/{dataset}/sources.json"
-    return files
-
-
-def prepare_settings(dataset):
-    """The settings that change the prepared arrays (defaults as in the schema)."""
-    from nnflow.data.prepare import DEFAULTS
-
-    return {**DEFAULTS[dataset], **config["data"].get(dataset, {})}
-
-
-def targets_data():
-    """The prepared datasets that the enabled experiments use."""
-    return [f for ds in sorted({r.dataset for r in RUNS.values()}) for f in prepared(ds)]
 
 
 rule fetch_mnist:
@@ -65,7 +23,7 @@ rule fetch_mnist:
         **downloads("mnist"),
     params:
         dataset="mnist",
-        download_dir=f"{DOWNLOAD_DIR}/mnist",
+        download_dir=lambda wc, output: os.path.dirname(output.record),
         accept_mirror=accepts_mirror("mnist"),
         transport=lambda wildcards: fetch_options(),
     log:
@@ -79,7 +37,7 @@ rule fetch_cifar10:
         **downloads("cifar10"),
     params:
         dataset="cifar10",
-        download_dir=f"{DOWNLOAD_DIR}/cifar10",
+        download_dir=lambda wc, output: os.path.dirname(output.record),
         accept_mirror=accepts_mirror("cifar10"),
         transport=lambda wildcards: fetch_options(),
     log:

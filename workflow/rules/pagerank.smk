@@ -7,88 +7,6 @@
 # config. The per-graph rules are defined in a loop (one pair per graph) because a report
 # caption path cannot carry wildcards and each graph's captions state its own measured numbers.
 
-PR_CFG = config.get("pagerank", {})
-PR_DIR = f"{RESULTS}/pagerank"
-PR_CATEGORY = "CIFAR sheet (Aufgabe 12): PageRank"
-PR_TEMPLATES = {
-    name: str(REPORT_TEMPLATES / f"pagerank_{name}.rst")
-    for name in ("hyperlink_matrix", "eigenvalues", "iteration", "convergence", "ranking", "scale")
-}
-
-
-def _pr_enabled():
-    return bool(PR_CFG.get("enabled", True))
-
-
-def _pr_graphs():
-    return PR_CFG.get("graphs", {}) if _pr_enabled() else {}
-
-
-def _pr_scale_cfg():
-    return PR_CFG.get("scale", {})
-
-
-def _pr_scale_specs():
-    """case name -> everything that defines the case (generated graphs and edge-list files)."""
-    scale = _pr_scale_cfg()
-    if not (_pr_enabled() and scale.get("enabled", True)):
-        return {}
-    specs = {}
-    for kind in scale.get("generators", ["erdos_renyi", "scale_free"]):
-        for n in scale.get("sizes", [100000, 1000000]):
-            specs[f"{kind}_{n}"] = {
-                "kind": kind,
-                "n": int(n),
-                "mean_out_degree": scale.get("mean_out_degree", 10),
-                "dangling_fraction": scale.get("dangling_fraction", 0.05),
-                "exponent": scale.get("exponent", 2.5),
-                "seed": scale.get("seed", 2026),
-            }
-    for name, f in scale.get("files", {}).items():
-        specs[f"file_{name}"] = {
-            "kind": "file",
-            "path": f["path"],
-            "index_base": f.get("index_base", 1),
-            "n_pages": f.get("n_pages"),
-            "delimiter": f.get("delimiter", "auto"),
-        }
-    return specs
-
-
-def _pr_case_links(case):
-    spec = _pr_scale_specs()[case]
-    if spec["kind"] == "file":
-        return max(1, os.path.getsize(spec["path"]) // 8) if os.path.exists(spec["path"]) else 10**7
-    return int(spec["n"] * spec["mean_out_degree"])
-
-
-def _pr_report(path, caption, subcategory):
-    return report(
-        path, caption=str(Path(caption).resolve()), category=PR_CATEGORY, subcategory=subcategory
-    )
-
-
-def _pr_graph_files(name):
-    return {
-        "matrix": f"{PR_DIR}/{name}/hyperlink_matrix.csv",
-        "table": f"{PR_DIR}/{name}/hyperlink_matrix_table.rst",
-        "eigenvalues": f"{PR_DIR}/{name}/eigenvalues.csv",
-        "iteration": f"{PR_DIR}/{name}/iteration.csv",
-        "pagerank": f"{PR_DIR}/{name}/pagerank.csv",
-        "convergence": f"{PR_DIR}/{name}/convergence.csv",
-        "summary": f"{PR_DIR}/{name}/summary.json",
-    }
-
-
-def _pr_figure_files(name):
-    out = {}
-    for fig in ("eigenvalues", "iteration", "convergence", "ranking"):
-        out[fig] = f"{PR_DIR}/{name}/{fig}.png"
-        out[f"{fig}_pdf"] = f"{PR_DIR}/{name}/{fig}.pdf"
-    for cap in ("matrix", "eigenvalues", "iteration", "convergence", "ranking"):
-        out[f"cap_{cap}"] = f"{PR_DIR}/{name}/captions/{cap}.rst"
-    return out
-
 
 for _pr_name, _pr_spec in _pr_graphs().items():
     _pr_data = _pr_graph_files(_pr_name)
@@ -200,16 +118,3 @@ rule pagerank_scale_summary:
         runtime=5,
     script:
         "../scripts/pagerank_scale_summary.py"
-
-
-def targets_pagerank():
-    """Everything the PageRank stage builds (empty when pagerank.enabled is false)."""
-    if not _pr_enabled():
-        return []
-    out = []
-    for name in _pr_graphs():
-        out += list(_pr_graph_files(name).values()) + list(_pr_figure_files(name).values())
-    if _pr_scale_specs():
-        out += [f"{PR_DIR}/scale/scale.csv", f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/scale.pdf"]
-        out.append(f"{PR_DIR}/scale/caption.rst")
-    return out

@@ -4,28 +4,6 @@
 # Every value that changes an output is a param (canonical JSON, so the params rerun
 # trigger is exact); the scripts never read the config.
 
-THEORY_DIR = f"{RESULTS}/theory"
-UNSTABLE_DIR = f"{THEORY_DIR}/unstable"
-COMPLEX_DIR = f"{THEORY_DIR}/complex_backprop"
-THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
-
-
-def _unstable_theory_cfg():
-    return config["experiments"].get("unstable_gradients", {}).get("theory")
-
-
-def _complex_backprop_cfg():
-    return config["experiments"].get("complex_backprop")
-
-
-def _theory_report(path, caption, subcategory):
-    return report(
-        path,
-        caption=str(Path(caption).resolve()),
-        category=THEORY_CATEGORY,
-        subcategory=subcategory,
-    )
-
 
 rule unstable_theory:
     input:
@@ -86,15 +64,3 @@ rule complex_backprop:
         runtime=10,
     script:
         "../scripts/complex_backprop.py"
-
-
-def targets_theory():
-    """Outputs of the theory rules for `rule all` (those of disabled/missing sections are skipped)."""
-    out = []
-    ug = config["experiments"].get("unstable_gradients", {})
-    if _unstable_theory_cfg() is not None and ug.get("enabled", True):
-        out += [f"{UNSTABLE_DIR}/numbers.json", f"{UNSTABLE_DIR}/lognormal.png"]
-    cb = _complex_backprop_cfg()
-    if cb is not None and cb.get("enabled", True):
-        out += [f"{COMPLEX_DIR}/numbers.json", f"{COMPLEX_DIR}/training.png"]
-    return out
