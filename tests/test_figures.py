@@ -472,6 +472,115 @@ def test_unstable_gradients(tmp_path):
     assert "50 for sigmoid+SGD vs 2 for sigmoid+Adam" in caption
     assert "2 vs 50, smaller with sigmoid+Adam, 25× smaller" in caption
     assert "smaller with relu+sgd" in caption
+    # older runs without update_norm_layer<l>: no bottom row, no update numbers, a sentence saying so
+    assert numbers["has_update_norms"] is False
+    assert np.isnan(numbers["update_ratio_sigmoid_sgd"])
+    assert "no update_norm_layer<l> metrics" in caption
+    assert "only the gradient-norm row" in caption
+    assert "relative-update ratio" not in caption
+
+
+def unstable_update_runs(root, update_ratio, grad_ratio_end, epochs=4, diverged=None):
+    """Runs with hidden layers 1..4 (output 5) whose layer-4/layer-1 relative update per epoch is
+    ``update_ratio[(act, rule)]`` (constant over epochs, the seed scales every layer alike)."""
+    runs = []
+    for (act, rule), u in update_ratio.items():
+        lr = 0.1 if rule == "sgd" else 1e-3
+        for seed in (1, 2, 3):
+            scale = 2.0**seed
+            e = np.arange(epochs + 1)
+            r = np.geomspace(10.0, grad_ratio_end[(act, rule)], epochs + 1)
+            wide_extra = {f"grad_norm_layer{l}": 1e-3 * r ** ((l - 1) / 3) for l in (1, 2, 3, 4)}
+            wide_extra["grad_norm_layer5"] = 0.1 * np.ones(epochs + 1)
+            decay = scale * 1e-2 * np.exp(-e / 3.0)  # varies over epochs: only the ratio is constant
+            for l in (1, 2, 3, 4, 5):
+                v = decay * u ** ((min(l, 4) - 1) / 3)
+                v[0] = np.nan  # no update before the first epoch
+                wide_extra[f"update_norm_layer{l}"] = v
+            params = {"activation": act, "update_rule": rule, "learning_rate": lr, "hidden_dims": [30] * 4}
+            label = f"activation={act},learning_rate={lr},update_rule={rule}"
+            status, k = ("diverged", 2) if diverged == (act, rule, seed) else ("completed", None)
+            acc = list(np.linspace(0.1, 0.9, epochs + 1))
+            wide = solver_wide(acc, acc, list(np.linspace(2.0, 0.5, epochs)), lr, wide_extra)
+            if status == "diverged":  # a diverged run's huge updates must not enter the numbers
+                wide["update_norm_layer4"] = np.r_[np.nan, 1e6 * np.ones(epochs)]
+            runs.append(write_run(root, "unstable_gradients", label, seed, params, wide, status, k))
+    return runs
+
+
+def test_unstable_gradients_update_ratio(tmp_path):
+    update_ratio = {
+        ("sigmoid", "sgd"): 100.0,
+        ("sigmoid", "adam"): 1.05,
+        ("relu", "sgd"): 3.0,
+        ("relu", "adam"): 1.0,
+    }
+    grad_end = {
+        ("sigmoid", "sgd"): 20.0,
+        ("sigmoid", "adam"): 8.0,
+        ("relu", "sgd"): 1.2,
+        ("relu", "adam"): 1.1,
+    }
+    runs = unstable_update_runs(tmp_path, update_ratio, grad_end, diverged=("relu", "sgd", 3))
+    numbers, caption = run_figure(tmp_path, "unstable_gradients", runs)
+    assert numbers["has_update_norms"] is True
+    assert numbers["first_hidden_layer"] == 1 and numbers["last_hidden_layer"] == 4
+    assert numbers["update_ratio_sigmoid_sgd"] == pytest.approx(100.0)
+    assert numbers["update_imbalance_sigmoid_sgd"] == pytest.approx(100.0)
+    assert numbers["update_ratio_sigmoid_adam"] == pytest.approx(1.05)
+    assert numbers["update_ratio_relu_sgd"] == pytest.approx(3.0)  # the diverged seed is left out
+    assert numbers["imbalance_end_sigmoid_adam"] == pytest.approx(8.0)
+    g = {(x["activation"], x["update_rule"]): x for x in numbers["groups"]}
+    assert g[("sigmoid", "sgd")]["update_balanced"] is False
+    assert g[("sigmoid", "adam")]["update_balanced"] is True
+    assert g[("sigmoid", "adam")]["balanced_end"] is False
+    assert g[("relu", "sgd")]["update_n_seeds"] == 2
+    assert g[("sigmoid", "sgd")]["update_epochs"] == 4
+    # geometric mean over epochs and seeds of layer 1's relative update: 1e-2 * 2**2 * exp(-2.5/3)
+    assert g[("sigmoid", "sgd")]["update_first"] == pytest.approx(4e-2 * np.exp(-2.5 / 3))
+    # both imbalances are compared, with computed words
+    assert "relative-update ratio 100 for sigmoid+SGD vs 1.05 for sigmoid+Adam" in caption
+    assert "imbalance factor 1.05 vs 100, smaller with sigmoid+Adam, 95.2× smaller" in caption
+    assert "gradient-norm ratio at the end 20 for sigmoid+SGD vs 8 for sigmoid+Adam" in caption
+    assert "relative-update ratio 100 for sigmoid+sgd vs 3 for relu+sgd" in caption
+    assert "(not within a factor of 2 with relu+sgd)" in caption
+    # the computed answer replaces the fixed sentence about Adam
+    assert "Note that Adam rescales" not in caption
+    assert (
+        "With sigmoid, the relative weight change per epoch of layer 4 is 100× that of layer 1 under SGD "
+        "and 1.05× under Adam" in caption
+    )
+    assert "learn at comparable speed (within a factor of 2) even though their gradient norms" in caption
+    assert "differ by a factor of 8" in caption
+    assert "so even with Adam" not in caption
+    assert "bottom row shows how much each layer actually learned" in caption
+
+
+def test_unstable_gradients_adam_not_balancing_updates(tmp_path):
+    update_ratio = {("sigmoid", "sgd"): 100.0, ("sigmoid", "adam"): 10.0}
+    grad_end = {("sigmoid", "sgd"): 20.0, ("sigmoid", "adam"): 8.0}
+    numbers, caption = run_figure(
+        tmp_path, "unstable_gradients", unstable_update_runs(tmp_path, update_ratio, grad_end)
+    )
+    assert numbers["update_imbalance_sigmoid_adam"] == pytest.approx(10.0)
+    assert "so even with Adam the layers' learning speeds differ by more than a factor of 2" in caption
+    assert "No sigmoid/ReLU pair to compare." in caption
+
+
+def test_update_ratio_per_run_without_updates():
+    tidy = pd.DataFrame(
+        {
+            "run_id": ["e/a/seed=1"],
+            "group": ["a"],
+            "seed": [1],
+            "status": ["completed"],
+            "epoch": [0],
+            "metric": ["grad_norm_layer1"],
+            "value": [1.0],
+        }
+    )
+    assert F.update_layer_columns(tidy) == []
+    assert F.update_ratio_per_run(tidy, 1, 3).empty
 
 
 def test_script_is_thin_and_lints():
