@@ -90,20 +90,22 @@ def affine_forward(x, w, b):
     return out, (x, w, b)
 
 
-def affine_backward(dout, cache):
+def affine_backward(dout, cache, *, compute_dx=True):
     """Backward pass of :func:`affine_forward`.
 
     With ``out = x w + b``: ``dx = dout w^T`` (reshaped like x),
     ``dw = x^T dout``, ``db = sum_n dout[n]``.
 
-    Returns ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``b``.
+    Returns ``(dx, dw, db)`` with the shapes of ``x``, ``w`` and ``b``. With
+    ``compute_dx=False`` (the first layer of a network, whose input needs no
+    gradient) ``dx`` is None and its matrix product is skipped.
     """
     x, w, b = cache
     dout = np.asarray(dout)
     if dout.shape != (x.shape[0], w.shape[1]):
         raise ValueError(f"dout must have shape {(x.shape[0], w.shape[1])}, got {dout.shape}")
     x2 = x.reshape(x.shape[0], -1)
-    dx = (dout @ w.T).reshape(x.shape)
+    dx = (dout @ w.T).reshape(x.shape) if compute_dx else None
     dw = x2.T @ dout
     db = dout.sum(axis=0)
     return dx, dw, db

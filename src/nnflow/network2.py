@@ -53,6 +53,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _EVAL_CHUNK = 2048
+_GATHER_ROWS = 2000  # examples gathered at a time by SGD (multiple of the batch)
 
 
 def sigmoid(z):
@@ -93,16 +94,33 @@ class _ParamList(list):
 
 
 class _Buffers:
-    """Preallocated work arrays for one mini-batch size."""
+    """Preallocated work arrays for one mini-batch size.
+
+    Inputs and hidden activations carry an extra column of ones (``xa``,
+    ``acts[l]`` for hidden layers): with the bias stored as the last row of
+    the augmented weight matrix, ``[a, 1] @ [[W], [b]]`` adds the bias inside
+    the matrix product and ``[a, 1]^T @ delta`` yields the weight AND bias
+    gradients in one call.
+    """
 
     def __init__(self, m, sizes, dtype):
-        self.x = np.empty((m, sizes[0]), dtype=dtype)
+        self.xa = np.empty((m, sizes[0] + 1), dtype=dtype)
+        self.xa[:, -1] = 1.0
+        self.x = self.xa[:, :-1]
         self.t = np.empty((m, sizes[-1]), dtype=dtype)
-        self.acts = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
+        self.z = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
+        self.acts = []
+        for i, s in enumerate(sizes[1:]):
+            if i < len(sizes) - 2:
+                a = np.empty((m, s + 1), dtype=dtype)
+                a[:, -1] = 1.0
+            else:
+                a = np.empty((m, s), dtype=dtype)
+            self.acts.append(a)
         self.deltas = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
         self.tmp = [np.empty((m, s), dtype=dtype) for s in sizes[1:]]
-        self.gw = [np.empty((d, s), dtype=dtype) for d, s in zip(sizes[:-1], sizes[1:], strict=True)]
-        self.gb = [np.empty(s, dtype=dtype) for s in sizes[1:]]
+        self.gwb = [np.empty((d + 1, s), dtype=dtype)
+                    for d, s in zip(sizes[:-1], sizes[1:], strict=True)]
 
 
 class Network:
@@ -132,8 +150,12 @@ class Network:
         self.cost = get_cost(cost)
         self.dtype = dtype
         self.rng = _init.as_rng(rng, seed)
-        self._W = [np.zeros((d, m), dtype=dtype) for d, m in zip(sizes[:-1], sizes[1:], strict=True)]
-        self._b = [np.zeros(m, dtype=dtype) for m in sizes[1:]]
+        # Storage: one (n_in + 1, n_out) C-contiguous matrix per layer, weights in the
+        # first n_in rows, the bias in the last; _W and _b are views of it.
+        self._Wb = [np.zeros((d + 1, m), dtype=dtype)
+                    for d, m in zip(sizes[:-1], sizes[1:], strict=True)]
+        self._W = [wb[:-1] for wb in self._Wb]
+        self._b = [wb[-1] for wb in self._Wb]
         self._buffers = {}
         self.status = {"status": "not_trained", "diverged_epoch": None, "epochs_completed": 0}
         self.default_weight_initializer()
@@ -312,27 +334,30 @@ class Network:
             buf = self._buffers[m] = _Buffers(m, self.sizes, self.dtype)
         return buf
 
-    def _step(self, x, t, buf, scale, decay):
-        """One SGD step on the batch ``x`` (m, D), targets ``t`` (m, K).
+    def _step(self, xa, t, buf, scale, decay):
+        """One SGD step on the batch ``xa`` (m, D + 1; last column ones), targets ``t`` (m, K).
 
         The output error is multiplied by ``scale = eta/m`` before
         back-propagation; every later delta is linear in it, so the weight
         and bias gradients come out already scaled (fewer passes over W).
-        Must run under ``np.errstate(over="ignore")``: the sigmoid is
-        network2's ``1/(1 + exp(-z))``, whose exp may overflow to inf for
-        z < -709, giving the correct limit 0.
+        Biases live in the last row of the augmented weight matrices, so the
+        forward product adds them and one product ``[a, 1]^T delta`` gives
+        both gradients. Must run under ``np.errstate(over="ignore")``: the
+        sigmoid is network2's ``1/(1 + exp(-z))``, whose exp may overflow to
+        inf for z < -709, giving the correct limit 0.
         """
-        Ws, bs, acts = self._W, self._b, buf.acts
-        a = x
-        for W, b, z in zip(Ws, bs, acts, strict=True):
-            np.matmul(a, W, out=z)
-            z += b
-            np.negative(z, out=z)
-            np.exp(z, out=z)
-            z += 1.0
-            np.reciprocal(z, out=z)
-            a = z
-        last = len(Ws) - 1
+        Wbs, acts, zs = self._Wb, buf.acts, buf.z
+        last = len(Wbs) - 1
+        a = xa
+        for l, Wb in enumerate(Wbs):
+            z = zs[l]
+            np.matmul(a, Wb, out=z)
+            a = acts[l]
+            s = a[:, :-1] if l < last else a
+            np.negative(z, out=s)
+            np.exp(s, out=s)
+            s += 1.0
+            np.reciprocal(s, out=s)
         d = buf.deltas[last]
         np.subtract(a, t, out=d)
         if self.cost is QuadraticCost:
@@ -344,22 +369,20 @@ class Network:
             d[...] = self.cost.delta(np.log(a) - np.log1p(-a), a, t)
         d *= scale
         for l in range(last, -1, -1):
-            a_prev = acts[l - 1] if l > 0 else x
+            a_prev = acts[l - 1] if l > 0 else xa
             if l > 0:
                 d_prev = buf.deltas[l - 1]
-                np.matmul(d, Ws[l].T, out=d_prev)
+                np.matmul(d, self._W[l].T, out=d_prev)
                 sp = buf.tmp[l - 1]
-                np.subtract(1.0, a_prev, out=sp)
-                sp *= a_prev
+                s_prev = a_prev[:, :-1]
+                np.subtract(1.0, s_prev, out=sp)
+                sp *= s_prev
                 d_prev *= sp
-            gw = buf.gw[l]
-            np.matmul(a_prev.T, d, out=gw)
+            gwb = buf.gwb[l]
+            np.matmul(a_prev.T, d, out=gwb)
             if decay != 1.0:
-                Ws[l] *= decay
-            Ws[l] -= gw
-            gb = buf.gb[l]
-            np.add.reduce(d, axis=0, out=gb)
-            bs[l] -= gb
+                self._W[l] *= decay
+            Wbs[l] -= gwb
             if l > 0:
                 d = d_prev
 
@@ -375,7 +398,34 @@ class Network:
         buf.x[...] = X
         buf.t[...] = T
         with np.errstate(over="ignore", invalid="ignore"):
-            self._step(buf.x, buf.t, buf, eta / m, 1 - eta * (lmbda / n))
+            self._step(buf.xa, buf.t, buf, eta / m, 1 - eta * (lmbda / n))
+
+    def _epoch(self, X, T, perm, m, eta, decay):
+        """One pass over ``perm`` in mini-batches of ``m``.
+
+        The shuffled examples are gathered a block of mini-batches at a time
+        (two ``take`` calls per block instead of per step) into an augmented
+        buffer whose rows are then used as contiguous per-step views.
+        """
+        n = perm.shape[0]
+        d, k = X.shape[1], T.shape[1]
+        block = max(m, (_GATHER_ROWS // m) * m)
+        xa_all = np.empty((min(block, n), d + 1), dtype=self.dtype)
+        xa_all[:, -1] = 1.0
+        t_all = np.empty((min(block, n), k), dtype=self.dtype)
+        full = self._buffers_for(m)
+        scale = eta / m
+        for start in range(0, n, block):
+            idx = perm[start:start + block]
+            nb = idx.shape[0]
+            np.take(X, idx, axis=0, out=xa_all[:nb, :-1], mode="clip")
+            np.take(T, idx, axis=0, out=t_all[:nb], mode="clip")
+            for j in range(0, nb - m + 1, m):
+                self._step(xa_all[j:j + m], t_all[j:j + m], full, scale, decay)
+            rest = nb % m
+            if rest:
+                buf = self._buffers_for(rest)
+                self._step(xa_all[nb - rest:nb], t_all[nb - rest:nb], buf, eta / rest, decay)
 
     def _is_finite(self):
         return all(np.isfinite(w).all() for w in self._W) and all(
@@ -423,12 +473,7 @@ class Network:
         for j in range(int(epochs)):
             perm = gen.permutation(n)
             with np.errstate(over="ignore", invalid="ignore"):
-                for k in range(0, n, m):
-                    idx = perm[k:k + m]
-                    buf = self._buffers_for(idx.shape[0])
-                    np.take(X, idx, axis=0, out=buf.x, mode="clip")
-                    np.take(T, idx, axis=0, out=buf.t, mode="clip")
-                    self._step(buf.x, buf.t, buf, eta / idx.shape[0], decay)
+                self._epoch(X, T, perm, m, eta, decay)
             record = {"epoch": j}
             finite = self._is_finite()
             if finite:
