@@ -104,3 +104,107 @@ def write_frame(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.17g")
+
+
+# ----------------------------------------------------------------------------- environment
+
+ENVIRONMENT_COLUMNS = [
+    "nnflow",
+    "python",
+    "platform",
+    "numpy",
+    "scipy",
+    "blas",
+    "thread_env",
+    "threads",
+    "git_commit",
+]
+_THREAD_ORDER = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def _text(value: Any) -> str:
+    return "n/a" if value is None or value == "" else str(value)
+
+
+def _blas_text(pools: Any) -> str:
+    """'openblas 0.3.27 Haswell, 1 thread' per threadpoolctl pool, joined with '; '."""
+    if not pools:
+        return "n/a"
+    parts = []
+    for pool in pools:
+        n = pool.get("num_threads")
+        threads = "? threads" if n is None else f"{n} thread{'' if n == 1 else 's'}"
+        words = [pool.get("internal_api") or "?", pool.get("version"), pool.get("architecture")]
+        parts.append(" ".join(str(w) for w in words if w) + f", {threads}")
+    return "; ".join(parts)
+
+
+def _thread_env_text(env: Any) -> str:
+    """'OMP=1 OPENBLAS=1 MKL=1' for the variables that are set ('none set' otherwise)."""
+    env = {k: v for k, v in (env or {}).items() if v is not None}
+    names = [k for k in _THREAD_ORDER if k in env] + sorted(k for k in env if k not in _THREAD_ORDER)
+    text = " ".join(f"{k.removesuffix('_NUM_THREADS')}={env[k]}" for k in names)
+    return text or "none set"
+
+
+def environment_row(info: dict[str, Any]) -> dict[str, Any]:
+    """The environment columns of one run.json (``n/a`` for what an older run does not record)."""
+    env = info.get("environment") or {}
+    packages = env.get("packages") or {}
+    threads = info.get("threads")
+    return {
+        "nnflow": _text(env.get("nnflow")),
+        "python": _text(env.get("python")),
+        "platform": _text(env.get("platform")),
+        "numpy": _text(env.get("numpy") or packages.get("numpy")),
+        "scipy": _text(packages.get("scipy")),
+        "blas": _blas_text(env.get("blas")),
+        "thread_env": _thread_env_text(env.get("thread_env")),
+        "threads": "n/a" if threads is None else str(threads),
+        "git_commit": _text(env.get("git_commit")),
+    }
+
+
+def environment_table(run_infos: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per distinct environment of the given run.json contents, in order of first
+    appearance: the columns of :data:`ENVIRONMENT_COLUMNS`, ``n_runs`` and ``experiments``
+    (the experiments run in it, sorted and comma-joined)."""
+    rows: dict[tuple[str, ...], dict[str, Any]] = {}
+    for info in run_infos:
+        row = environment_row(info)
+        key = tuple(row[c] for c in ENVIRONMENT_COLUMNS)
+        entry = rows.setdefault(key, {**row, "n_runs": 0, "experiments": set()})
+        entry["n_runs"] += 1
+        entry["experiments"].add(str((info.get("spec") or {}).get("experiment", "n/a")))
+    out = [{**r, "experiments": ", ".join(sorted(r["experiments"]))} for r in rows.values()]
+    return pd.DataFrame(out, columns=[*ENVIRONMENT_COLUMNS, "n_runs", "experiments"])
+
+
+def _rst_cell(value: Any) -> str:
+    text = " ".join(str(value).split()) or "n/a"
+    for ch in ("\\", "*", "`", "|", "_"):
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def environment_rst(table: pd.DataFrame, title: str = "Software environment of the runs") -> str:
+    """``table`` (from :func:`environment_table`) as an RST list-table for a report caption.
+
+    Git commits are shortened to 12 characters (keeping a ``-dirty`` mark).
+    """
+    header = [str(c) for c in table.columns]
+    lines = [f".. list-table:: {_rst_cell(title)}", "   :header-rows: 1", ""]
+    body = [header]
+    for rec in table.to_dict("records"):
+        cells = []
+        for col in header:
+            value = rec[col]
+            if col == "git_commit" and value != "n/a":
+                commit, dirty = str(value).removesuffix("-dirty"), str(value).endswith("-dirty")
+                value = commit[:12] + ("-dirty" if dirty else "")
+            cells.append(value)
+        body.append(cells)
+    for cells in body:
+        for i, cell in enumerate(cells):
+            lines.append(f"   {'*' if i == 0 else ' '} - {_rst_cell(cell)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,112 @@
+"""Tests for nnflow.aggregate.environment_table / environment_rst (the report's environment table)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from nnflow.aggregate import ENVIRONMENT_COLUMNS, environment_rst, environment_table
+
+ENV = {
+    "nnflow": "0.1.0",
+    "python": "3.11.7",
+    "platform": "Linux-6.8.0-x86_64-with-glibc2.36",
+    "machine": "x86_64",
+    "packages": {"numpy": "2.4.6", "scipy": "1.17.1", "pandas": "3.1.1"},
+    "numpy": "2.4.6",
+    "blas": [
+        {
+            "internal_api": "openblas",
+            "version": "0.3.31",
+            "architecture": "Haswell",
+            "num_threads": 1,
+            "threading_layer": "pthreads",
+        }
+    ],
+    "thread_env": {
+        "MKL_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "OPENBLAS_CORETYPE": None,
+        "OPENBLAS_L2_SIZE": None,
+        "OPENBLAS_NUM_THREADS": "1",
+    },
+    "git_commit": "6f390c9b28a6412ce5db2e1590bf2c5f62c287dc-dirty",
+}
+
+
+def info(experiment, seed, env=ENV, threads=1):
+    return {
+        "spec": {"experiment": experiment, "run_id": f"{experiment}/base/seed={seed}", "seed": seed},
+        "status": "completed",
+        "threads": threads,
+        "environment": copy.deepcopy(env),
+    }
+
+
+def two_environments():
+    other = copy.deepcopy(ENV)
+    other["blas"] = [
+        {"internal_api": "mkl", "version": "2024.0", "architecture": None, "num_threads": 4},
+        {"internal_api": "openmp", "version": None, "architecture": None, "num_threads": 4},
+    ]
+    other["thread_env"] = {"OMP_NUM_THREADS": "4", "OPENBLAS_NUM_THREADS": None, "OPENBLAS_CORETYPE": "Zen"}
+    other["git_commit"] = "0123456789abcdef0123456789abcdef01234567"
+    infos = [
+        info("mnist_cost", 1),
+        info("unstable_gradients", 1),
+        info("mnist_cost", 2),
+        info("cifar_optimizers", 1, other, threads=4),
+        info("cifar_optimizers", 2, other, threads=4),
+    ]
+    return environment_table(infos)
+
+
+def test_environment_table_one_row_per_environment():
+    table = two_environments()
+    assert list(table.columns) == [*ENVIRONMENT_COLUMNS, "n_runs", "experiments"]
+    assert len(table) == 2
+    a, b = table.to_dict("records")
+    assert a["n_runs"] == 3 and b["n_runs"] == 2
+    assert a["experiments"] == "mnist_cost, unstable_gradients"
+    assert b["experiments"] == "cifar_optimizers"
+    assert a["blas"] == "openblas 0.3.31 Haswell, 1 thread"
+    assert b["blas"] == "mkl 2024.0, 4 threads; openmp, 4 threads"
+    assert a["thread_env"] == "OMP=1 OPENBLAS=1 MKL=1"
+    assert b["thread_env"] == "OMP=4 OPENBLAS_CORETYPE=Zen"
+    assert (a["threads"], b["threads"]) == ("1", "4")
+    assert (a["numpy"], a["scipy"], a["python"], a["nnflow"]) == ("2.4.6", "1.17.1", "3.11.7", "0.1.0")
+    assert a["git_commit"] == ENV["git_commit"]
+
+
+def test_environment_table_threads_and_missing_fields_distinguish():
+    infos = [info("a", 1), info("a", 2, threads=2), {"spec": {"experiment": "old"}, "status": "completed"}]
+    table = environment_table(infos)
+    assert len(table) == 3
+    old = table.iloc[2]
+    assert old["blas"] == "n/a" and old["thread_env"] == "none set" and old["threads"] == "n/a"
+    assert environment_table([]).empty
+
+
+def test_environment_rst_is_a_well_formed_list_table():
+    table = two_environments()
+    text = environment_rst(table)
+    assert text.startswith(".. list-table:: Software environment of the runs\n   :header-rows: 1\n\n")
+    rows = [line for line in text.splitlines() if line.startswith("   * - ")]
+    assert len(rows) == 1 + len(table)
+    cells = [line for line in text.splitlines() if line.lstrip().startswith(("* - ", "- "))]
+    assert len(cells) == (1 + len(table)) * len(table.columns)
+    assert "6f390c9b28a6-dirty" in text and "0123456789ab\n" in text
+    assert r"OPENBLAS\_CORETYPE=Zen" in text
+
+    docutils_core = pytest.importorskip("docutils.core")
+    from docutils import nodes
+
+    doctree = docutils_core.publish_doctree(text, settings_overrides={"report_level": 5, "halt_level": 5})
+    assert not list(doctree.findall(nodes.system_message))
+    (tbl,) = list(doctree.findall(nodes.table))
+    parsed = [[entry.astext() for entry in row.findall(nodes.entry)] for row in tbl.findall(nodes.row)]
+    assert parsed[0] == list(table.columns)
+    assert parsed[1][table.columns.get_loc("thread_env")] == "OMP=1 OPENBLAS=1 MKL=1"
+    assert parsed[2][table.columns.get_loc("thread_env")] == "OMP=4 OPENBLAS_CORETYPE=Zen"
+    assert parsed[2][table.columns.get_loc("n_runs")] == "2"
