@@ -73,8 +73,14 @@ def git_commit(directory: str | os.PathLike = ".") -> str | None:
     return out.stdout.strip() or None
 
 
-def environment(workdir: str | os.PathLike = ".") -> dict[str, Any]:
-    """A JSON-serialisable record of the software and hardware environment."""
+def environment(workdir: str | os.PathLike | None = None) -> dict[str, Any]:
+    """A JSON-serialisable record of the software and hardware environment.
+
+    ``git_commit`` is that of ``workdir``, by default of the checkout the nnflow
+    package is imported from (the workflow's code, wherever the jobs run).
+    """
+    if workdir is None:
+        workdir = Path(nnflow.__file__).resolve().parent
     return {
         "nnflow": nnflow.__version__,
         "python": platform.python_version(),

@@ -66,3 +66,22 @@ rule metrics_table:
         f"{RESULTS}/logs/metrics_table.log",
     script:
         "../scripts/metrics_table.py"
+
+
+rule environment_table:
+    """Which software and hardware the runs were computed with (one row per distinct environment)."""
+    input:
+        run_infos=lambda wc: [f"{run_dir(r)}/run.json" for r in RUNS.values()],
+    output:
+        csv=report(
+            f"{RESULTS}/environment.csv",
+            caption=str(Path(f"{RESULTS}/environment.rst").resolve()),
+            category="Tables",
+        ),
+        caption=f"{RESULTS}/environment.rst",
+    params:
+        code=code_hash("tables"),
+    log:
+        f"{RESULTS}/logs/environment_table.log",
+    script:
+        "../scripts/environment_table.py"

@@ -273,7 +273,8 @@ def targets_aggregate():
     if not plotted_experiments():
         return []
     figures = [f"{EXPERIMENTS_DIR}/{e}/figure.png" for e in plotted_experiments()]
-    return figures + [f"{RESULTS}/metrics.csv", f"{RESULTS}/summary.csv"]
+    tables = ["metrics.csv", "summary.csv", "environment.csv"]
+    return figures + [f"{RESULTS}/{name}" for name in tables]
 
 
 # --------------------------------------------------------------------------------------

@@ -1,0 +1,8 @@
+from nnflow.aggregate import environment_rst, environment_table, write_frame
+from nnflow.io import read_json, write_text
+from nnflow.jobs import job
+
+with job(snakemake) as smk:
+    table = environment_table([read_json(path) for path in smk.input.run_infos])
+    write_frame(smk.output.csv, table)
+    write_text(smk.output.caption, environment_rst(table))
