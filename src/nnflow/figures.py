@@ -36,7 +36,8 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from nnflow.io import atomic_write, read_json, write_json  # noqa: E402
+from nnflow.io import read_json, write_json  # noqa: E402
+from nnflow.plotting import save_figure  # noqa: E402
 from nnflow.report import render_caption  # noqa: E402
 
 __all__ = [
@@ -63,15 +64,6 @@ PRETTY_KEY = {"lmbda": "λ", "eta": "η", "learning_rate": "lr", "weight_init": 
 # Output
 # ---------------------------------------------------------------------------------------------
 
-
-def save_figure(fig: Figure, png_path: str | os.PathLike, pdf_path: str | os.PathLike) -> None:
-    """Save ``fig`` as PNG and PDF, each atomically (temp file in place, then rename)."""
-    with atomic_write(png_path) as tmp:
-        fig.savefig(tmp, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
-    if fig.get_layout_engine() is not None:
-        fig.set_layout_engine("none")  # keep the layout just computed: the PDF needs no rerun
-    with atomic_write(pdf_path) as tmp:
-        fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Creator": None})
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nnflow.io import atomic_write  # noqa: E402
+from nnflow.plotting import save_figure as _save_figure  # noqa: E402
 
 __all__ = [
     "save_figure",
@@ -32,13 +32,8 @@ __all__ = [
 
 
 def save_figure(fig, out) -> list[Path]:
-    """Save ``fig`` atomically to ``<stem>.png`` and ``<stem>.pdf``; close it."""
-    out = Path(out)
-    stem = out.with_suffix("") if out.suffix in (".png", ".pdf") else out
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for p in paths:
-        with atomic_write(p) as tmp:
-            fig.savefig(tmp, dpi=150 if p.suffix == ".png" else None, bbox_inches="tight")
+    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.plotting`); close it."""
+    paths = _save_figure(fig, out)
     plt.close(fig)
     return paths
 

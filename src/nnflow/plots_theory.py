@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from nnflow.plotting import save_figure as _save_figure  # noqa: E402
+
 __all__ = [
     "save_figure",
     "plot_sigmoid_prime",
@@ -28,14 +30,8 @@ __all__ = [
 
 
 def save_figure(fig, out) -> list[Path]:
-    """Save ``fig`` to both <stem>.png and <stem>.pdf; returns the two paths."""
-    out = Path(out)
-    stem = out.with_suffix("") if out.suffix in (".png", ".pdf") else out
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
-    for p in paths:
-        fig.savefig(p, dpi=150 if p.suffix == ".png" else None, bbox_inches="tight")
-    return paths
+    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.plotting`)."""
+    return _save_figure(fig, out)
 
 
 def _finish(fig, out):

@@ -55,7 +55,7 @@ CODE_MODULES = {
     "network2": ["network2", "costs", "init", "layers", "experiments", "model_io"],
     "solver": ["fc_net", "solver", "optim", "init", "layers", "experiments", "model_io"],
     "tables": ["aggregate"],
-    "figures": ["figures", "report", "aggregate"],
+    "figures": ["figures", "plotting", "report", "aggregate"],
 }
 
 
