@@ -306,8 +306,6 @@ def test_slow_server_times_out_retries_and_leaves_nothing(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.xfail(strict=True, reason="gap: nnflow.data.prepare.split_mnist does not check labels "
-                   "(CIFAR records are checked in formats.read_cifar_records); for the data owner")
 def test_mnist_labels_outside_0_to_9_are_refused():
     from nnflow.data.prepare import split_mnist
 

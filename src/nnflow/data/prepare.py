@@ -108,6 +108,12 @@ def split_mnist(
             f"MNIST images and labels disagree: {train_images.shape}/{train_labels.shape}, "
             f"{test_images.shape}/{test_labels.shape}"
         )
+    for name, labels in (("train", train_labels), ("t10k", test_labels)):
+        bad = labels[labels > 9]
+        if bad.size:
+            raise ValueError(
+                f"MNIST {name} labels must lie in 0..9; found {bad.size} outside, e.g. {int(bad[0])}"
+            )
     if not 1 <= validation_size < n:
         raise SplitSizeError(
             f"data.mnist.validation_size = {validation_size} must be between 1 and {n - 1} "
