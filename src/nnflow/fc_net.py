@@ -14,6 +14,7 @@ import numpy as np
 from nnflow import init as _init
 from nnflow import layers
 from nnflow.costs import CrossEntropyCost, QuadraticCost
+from nnflow.network2 import _expit
 
 __all__ = ["FullyConnectedNet", "ACTIVATIONS", "NORMALIZATIONS", "COSTS"]
 
@@ -132,7 +133,7 @@ class FullyConnectedNet:
             return layers.softmax_loss(scores, y)
         n = scores.shape[0]
         y = layers._check_labels(y, n, scores.shape[1])
-        a = layers.sigmoid(scores)
+        a = _expit()(scores) if _expit() is not None else layers.sigmoid(scores)
         t = self._one_hot(y, n)
         if self.cost == "quadratic_sigmoid":
             loss = self.dtype.type(QuadraticCost.fn(a, t) / n)
@@ -185,6 +186,10 @@ class FullyConnectedNet:
                 # h is this layer's own fresh array: rectify in place; the output is a valid
                 # relu cache (out > 0 exactly where x > 0)
                 np.maximum(h, 0, out=h)
+                c_act = h
+            elif self.activation == "sigmoid" and _expit() is not None:
+                # the logistic function in place, one ufunc call (its cache is the output)
+                _expit()(h, out=h)
                 c_act = h
             else:
                 h, c_act = act_fwd(h)
