@@ -58,7 +58,23 @@ def make_model(dtype, seed=0):
                              activation="relu", init="he", dtype=dtype, seed=seed)
 
 
-def nnflow_setup(X, y, seed=0):
+def one_thread(fn):
+    """``fn`` run with one BLAS thread and the Adam helper thread off."""
+    from threadpoolctl import threadpool_limits
+
+    def run():
+        pool = optim._POOL
+        optim._POOL = False
+        try:
+            with threadpool_limits(1, user_api="blas"):
+                return fn()
+        finally:
+            optim._POOL = pool
+
+    return run
+
+
+def nnflow_setup(X, y, seed=0, threads=2):
     Xv, yv = X[:200], y[:200]
 
     def setup():
@@ -67,7 +83,7 @@ def nnflow_setup(X, y, seed=0):
                         update_rule="adam", optim_config={"learning_rate": LR},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=200, verbose=False, seed=seed)
-        return solver.train
+        return solver.train if threads > 1 else one_thread(solver.train)
 
     return setup
 
@@ -166,7 +182,7 @@ def adam_micro(dtype, steps):
 
 def run(quick=False, repeats=None, dtypes=("float32",), log=print):
     n = 9_800 if quick else 49_000
-    repeats = repeats or (2 if quick else 3)
+    repeats = repeats or 2
     rows = []
     nparam = n_params()
     flops = 6.0 * nparam * n
@@ -177,10 +193,17 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
         if C.have_torch():
             setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
             setups["PyTorch CPU, Adam default"] = torch_setup(X, y, fused=False)
-        gemm = {"t": []}
+        # one-thread variants: on a shared (oversubscribed) machine multi-threaded BLAS stalls
+        # at every barrier, one thread shows the code's own efficiency
+        setups["nnflow 1 thread"] = nnflow_setup(X, y, threads=1)
+        if C.have_torch():
+            setups["PyTorch CPU 1 thread, Adam fused"] = torch_setup(X, y, fused=True,
+                                                                     threads=1)
+        gemm = {"t": [], "t1": []}
         contenders = {name: None for name in setups}
-        contenders["GEMM 2048"] = lambda gemm=gemm, dtype=dtype: gemm["t"].append(
-            C.gemm_seconds(GEMM_N, dtype, 2))
+        contenders["GEMM 2048"] = lambda gemm=gemm, dtype=dtype: (
+            gemm["t"].append(C.gemm_seconds(GEMM_N, dtype, 2)),
+            gemm["t1"].append(one_thread(lambda: C.gemm_seconds(GEMM_N, dtype, 2))()))
         log(f"  CIFAR {dtype_name}: {repeats} interleaved repetitions of "
             f"{', '.join(contenders)} (epoch of {n})")
         times = C.interleaved(contenders, repeats, setup=setups, warmup=False)
@@ -188,11 +211,30 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
         peak_best, peak_med = max(gemm_flops), float(np.median(gemm_flops))
         case = f"[3072,500,500,10] relu/softmax, Adam, batch {BATCH}, epoch of {n}"
         for name in setups:
-            rows.append(C.row("cifar", case, name, times[name], dtype=dtype_name, threads=2))
+            rows.append(C.row("cifar", case, name, times[name], dtype=dtype_name,
+                              threads=1 if "1 thread" in name else 2))
         t_min, t_med = C.summary(times["nnflow"])
         rows.append(C.row("cifar", case, "GEMM 2048 (numpy)", gemm["t"], dtype=dtype_name,
                           threads=2, gflops_best=peak_best / 1e9, gflops_median=peak_med / 1e9))
-        torch_names = [k for k in setups if k.startswith("PyTorch")]
+        rows.append(C.row("cifar", case, "GEMM 2048 (numpy, 1 thread)", gemm["t1"],
+                          dtype=dtype_name, threads=1,
+                          gflops_best=2 * GEMM_N**3 / min(gemm["t1"]) / 1e9))
+        if "PyTorch CPU 1 thread, Adam fused" in times:
+            rows.append(C.row("cifar", case, "nnflow 1 thread", times["nnflow 1 thread"],
+                              dtype=dtype_name, threads=1,
+                              ref=times["PyTorch CPU 1 thread, Adam fused"],
+                              ref_name="PyTorch CPU 1 thread, Adam fused"))
+        g1 = [2 * GEMM_N**3 / t for t in gemm["t1"]]
+        t1_min, t1_med = C.summary(times["nnflow 1 thread"])
+        rows.append(C.row("cifar", case, "nnflow 1 thread, fraction of 1-thread GEMM peak",
+                          times["nnflow 1 thread"], dtype=dtype_name, threads=1,
+                          ref_name="GEMM peak (fraction)",
+                          peak_fraction_median=flops / t1_med / float(np.median(g1)),
+                          peak_fraction_best=flops / t1_min / max(g1),
+                          epoch_gflops=flops / t1_med / 1e9,
+                          target=TARGET_PEAK if dtype_name == "float32" else None,
+                          meets_peak=bool(flops / t1_med / float(np.median(g1)) >= TARGET_PEAK)))
+        torch_names = [k for k in setups if k.startswith("PyTorch") and "1 thread" not in k]
         best_torch = min(torch_names, key=lambda k: C.summary(times[k])[1]) if torch_names else None
         for tn in torch_names:
             rows.append(C.row("cifar", case, "nnflow", times["nnflow"], dtype=dtype_name,

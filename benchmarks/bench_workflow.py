@@ -72,6 +72,21 @@ def _count_jobs(text: str) -> int | None:
     return None
 
 
+def _job_rules(text: str) -> str:
+    """The 'Job stats' table of a snakemake run as 'rule xN, ...'."""
+    out, inside = [], False
+    for line in text.splitlines():
+        parts = line.split()
+        if line.startswith("Job stats"):
+            inside = True
+            continue
+        if inside and len(parts) == 2 and parts[1].isdigit():
+            if parts[0] == "total":
+                break
+            out.append(f"{parts[0]} x{parts[1]}")
+    return ", ".join(out) or "unknown"
+
+
 def run(quick=False, repeats=None, log=print, keep=False):
     repeats = repeats or (2 if quick else 3)
     rows = []
@@ -108,15 +123,17 @@ def run(quick=False, repeats=None, log=print, keep=False):
         env["NNFLOW_DATA_MIRROR"] = str(mirror)
         log("  workflow: smoke run (untimed build of everything; a few minutes)")
         t_build, _ = _smk(tmp, "--configfile", "tests/smoke/config.yaml", env=env)
-        ts = []
+        ts, reran = [], []
         for _ in range(repeats):
             dt, out = _smk(tmp, "--configfile", "tests/smoke/config.yaml", env=env)
             if "Nothing to be done" not in out:
-                log("  workflow: WARNING the no-op rerun had work to do")
+                jobs = _job_rules(out)
+                reran.append(jobs)
+                log(f"  workflow: WARNING the no-op rerun had work to do: {jobs}")
             ts.append(dt)
         rows.append(C.row("workflow", "smoke config, everything built", "no-op rerun (snakemake)",
                           ts, target=TARGET_NOOP_S, meets=bool(np.median(ts) < TARGET_NOOP_S),
-                          smoke_build_s=t_build))
+                          smoke_build_s=t_build, rerun_jobs="; ".join(reran) or None))
         ts = []
         for _ in range(repeats):
             dt, out = _smk(tmp, "-n", "--configfile", "tests/smoke/config.yaml", env=env)
