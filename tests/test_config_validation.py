@@ -148,7 +148,7 @@ def test_duplicate_run_names_rejected_by_runs():
     points.append(dict(points[0]))
     msg = _runs_error(cfg)
     assert "experiments.mnist_cost: duplicate run names" in msg
-    assert "cost=quadratic,eta=3.0" in msg
+    assert "cost=quadratic+eta=3.0" in msg
 
 
 def test_duplicate_seeds_rejected_by_runs():
@@ -202,7 +202,7 @@ SNAKEMAKE_CASES = {
     "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "['params']"]),
     "unknown_cost_in_grid_points": (
         "experiments.mnist_cost.grid.points.1.cost", "hinge",
-        ["experiments.mnist_cost (run mnist_cost/cost=hinge,",
+        ["experiments.mnist_cost (run mnist_cost/cost=hinge+",
          "): cost: 'hinge' is not one of ['quadratic', 'cross_entropy']"]),
     "negative_lmbda_in_grid_product": (
         "experiments.mnist_overfitting.grid.product.lmbda", [0.0, -0.1],

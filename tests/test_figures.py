@@ -109,8 +109,8 @@ def test_compare_word_and_imbalance():
 
 
 def test_grid_label():
-    assert F.grid_label("mnist_cost/cost=quadratic,eta=3.0/seed=1") == "cost=quadratic,eta=3.0"
-    assert F.pretty_group("lmbda=0.1,eta=3.0") == "λ=0.1, η=3"
+    assert F.grid_label("mnist_cost/cost=quadratic+eta=3.0/seed=1") == "cost=quadratic+eta=3.0"
+    assert F.pretty_group("lmbda=0.1+eta=3.0") == "λ=0.1, η=3"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def test_mnist_cost(tmp_path):
     base = {"quadratic": 0.90, "cross_entropy": 0.93}
     for cost, eta in (("quadratic", 3.0), ("cross_entropy", 0.5)):
         for init in ("large", "default"):
-            label = f"cost={cost},eta={eta},weight_init={init}"
+            label = f"cost={cost}+eta={eta}+weight_init={init}"
             for seed in (1, 2):
                 test = base[cost] + 0.01 * np.arange(E) / (E - 1) + 0.002 * (seed - 1)
                 params = {"cost": cost, "eta": eta, "weight_init": init, "sizes": [784, 30, 10]}
@@ -151,7 +151,7 @@ def test_mnist_cost(tmp_path):
         write_run(
             tmp_path,
             "mnist_cost",
-            "cost=quadratic,eta=3.0,weight_init=large",
+            "cost=quadratic+eta=3.0+weight_init=large",
             3,
             params,
             network2_wide(bad, bad),
@@ -161,7 +161,7 @@ def test_mnist_cost(tmp_path):
     )
     numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
     g = {x["group"]: x for x in numbers["groups"]}
-    q = g["cost=quadratic,eta=3.0,weight_init=large"]
+    q = g["cost=quadratic+eta=3.0+weight_init=large"]
     assert q["n_seeds"] == 2
     assert q["final_test_pct_mean"] == pytest.approx(100 * (0.91 + 0.001))
     assert q["final_test_pct_best_of_seeds"] == pytest.approx(100 * 0.912)
@@ -322,7 +322,7 @@ def test_cifar_optimizers(tmp_path):
                 write_run(
                     tmp_path,
                     "cifar_optimizers",
-                    f"learning_rate={lrs[rule]},update_rule={rule}",
+                    f"learning_rate={lrs[rule]}+update_rule={rule}",
                     seed,
                     params,
                     solver_wide(train, val, loss, lrs[rule]),
@@ -449,7 +449,7 @@ def test_unstable_gradients(tmp_path):
                 "learning_rate": lr,
                 "hidden_dims": [30, 30, 30],
             }
-            label = f"activation={act},learning_rate={lr},update_rule={rule}"
+            label = f"activation={act}+learning_rate={lr}+update_rule={rule}"
             runs.append(
                 write_run(
                     tmp_path,
@@ -498,7 +498,7 @@ def unstable_update_runs(root, update_ratio, grad_ratio_end, epochs=4, diverged=
                 v[0] = np.nan  # no update before the first epoch
                 wide_extra[f"update_norm_layer{l}"] = v
             params = {"activation": act, "update_rule": rule, "learning_rate": lr, "hidden_dims": [30] * 4}
-            label = f"activation={act},learning_rate={lr},update_rule={rule}"
+            label = f"activation={act}+learning_rate={lr}+update_rule={rule}"
             status, k = ("diverged", 2) if diverged == (act, rule, seed) else ("completed", None)
             acc = list(np.linspace(0.1, 0.9, epochs + 1))
             wide = solver_wide(acc, acc, list(np.linspace(2.0, 0.5, epochs)), lr, wide_extra)

@@ -19,8 +19,8 @@ def experiments():
 def test_mnist_cost_run_ids_name_only_the_varying_keys(experiments):
     runs = expand_experiment("mnist_cost", experiments["mnist_cost"])
     ids = [r.run_id for r in runs]
-    assert "mnist_cost/cost=quadratic,eta=3.0,weight_init=large/seed=1" in ids
-    assert "mnist_cost/cost=cross_entropy,eta=0.5,weight_init=default/seed=3" in ids
+    assert "mnist_cost/cost=quadratic+eta=3.0+weight_init=large/seed=1" in ids
+    assert "mnist_cost/cost=cross_entropy+eta=0.5+weight_init=default/seed=3" in ids
     assert len(ids) == 2 * 2 * 3 == len(set(ids))
     quad = next(r for r in runs if r.label.startswith("cost=quadratic"))
     assert quad.params["sizes"] == [784, 30, 10]
@@ -161,5 +161,5 @@ def test_changing_one_point_does_not_rename_the_others():
     before = {r.run_id for r in expand_experiment("x", cfg)}
     cfg["grid"]["points"][1]["learning_rate"] = 0.002
     after = {r.run_id for r in expand_experiment("x", cfg)}
-    assert before - after == {"x/learning_rate=0.001,update_rule=adam/seed=1"}
-    assert after - before == {"x/learning_rate=0.002,update_rule=adam/seed=1"}
+    assert before - after == {"x/learning_rate=0.001+update_rule=adam/seed=1"}
+    assert after - before == {"x/learning_rate=0.002+update_rule=adam/seed=1"}

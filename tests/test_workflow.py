@@ -190,7 +190,7 @@ def test_adding_a_seed_adds_one_run_per_grid_point(copy_of):
 
 def test_deleting_one_run_regenerates_only_that_run(copy_of):
     work, mirror = copy_of
-    run = work / "results" / "runs" / "mnist_cost" / "cost=quadratic,eta=3.0,weight_init=large" / "seed=1"
+    run = work / "results" / "runs" / "mnist_cost" / "cost=quadratic+eta=3.0+weight_init=large" / "seed=1"
     assert run.exists(), sorted(p.name for p in run.parent.parent.iterdir())
     shutil.rmtree(run)
     jobs = planned_jobs(work, mirror)

@@ -39,6 +39,7 @@ from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter  # noqa: E4
 from nnflow.io import read_json, write_json  # noqa: E402
 from nnflow.plotting import save_figure  # noqa: E402
 from nnflow.report import render_caption  # noqa: E402
+from nnflow.runs import LABEL_SEPARATOR  # noqa: E402
 
 __all__ = [
     "experiment_figure",
@@ -286,11 +287,11 @@ def group_params(runs: pd.DataFrame, group: str) -> dict[str, Any]:
 
 
 def pretty_group(group: str) -> str:
-    """'cost=quadratic,eta=3.0' -> 'cost quadratic, η 3'."""
+    """'cost=quadratic+eta=3.0' -> 'cost quadratic, η 3'."""
     if "=" not in group:
         return group
     parts = []
-    for item in group.split(","):
+    for item in group.split(LABEL_SEPARATOR):
         key, _, value = item.partition("=")
         try:
             value = f"{float(value):g}"

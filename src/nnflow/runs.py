@@ -2,7 +2,7 @@
 
 A *run* is one (experiment, grid point, seed). Its ID is readable and stable::
 
-    mnist_cost/cost=quadratic,eta=3.0,weight_init=large/seed=1
+    mnist_cost/cost=quadratic+eta=3.0+weight_init=large/seed=1
     cifar_challenge/cand=003/seed=1
 
 Only the keys of the experiment's grid appear in the label; the full,
@@ -25,6 +25,9 @@ from typing import Any
 import numpy as np
 
 TRAINERS = ("network2", "solver")
+# Not a comma: cluster executors pass wildcards to the remote Snakemake as a
+# comma-separated list, which Snakemake 9 splits at every comma.
+LABEL_SEPARATOR = "+"
 DATASETS = ("mnist", "cifar10")
 
 
@@ -73,7 +76,7 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "x".join(format_value(v) for v in value) or "none"
     text = str(value)
-    bad = set(text) & set("/,= \t\n")
+    bad = set(text) & set("/,=+ \t\n")
     if bad:
         raise ValueError(f"grid value {text!r} contains characters not allowed in a run ID: {bad}")
     return text
@@ -169,7 +172,9 @@ def expand_experiment(name: str, cfg: Mapping[str, Any]) -> list[Run]:
             overlap = set(point) & set(base)
             if overlap:
                 raise ValueError(f"{where}: {sorted(overlap)} set both in params and in grid")
-            label = ",".join(f"{k}={format_value(point[k])}" for k in grid_keys if k in point) or "base"
+            label = LABEL_SEPARATOR.join(
+                f"{k}={format_value(point[k])}" for k in grid_keys if k in point
+            ) or "base"
             labelled.append((label, {**base, **point}))
 
     labels = [label for label, _ in labelled]
