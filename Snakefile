@@ -1,7 +1,7 @@
 # nnflow: how neural networks learn, from the data download to the report.
-#   snakemake --profile profiles/default            # everything, locally
-#   snakemake --profile profiles/slurm              # the same on a SLURM cluster
-#   snakemake --report results/report.html          # the HTML report
+#   snakemake --cores all                                          # everything, locally (profiles/default)
+#   snakemake --profile profiles/slurm --workflow-profile none     # the same on a SLURM cluster
+#   snakemake --report results/report.html                         # the HTML report
 from snakemake.utils import min_version
 
 min_version("9.0")
