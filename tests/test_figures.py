@@ -202,7 +202,7 @@ def test_mnist_overfitting(tmp_path):
                     network2_wide(test, train, cost),
                 )
             )
-    analysis = {"from_epoch": 10, "smooth_window": 5}
+    analysis = {"from_epoch": 10, "smooth_window": 5, "plateau_tolerance": 0.0}
     numbers, caption = run_figure(tmp_path, "mnist_overfitting", runs, analysis)
     assert numbers["base_stop_improving_epoch"] == 20
     assert numbers["l2_stop_improving_epoch"] == 30
@@ -217,7 +217,7 @@ def test_mnist_overfitting(tmp_path):
     assert numbers["groups"][0]["train_cost_still_falling"] is True
     assert numbers["l2_peak_difference_points"] == pytest.approx(5.0)
     assert "Woran lässt sich Overfitting erkennen?" in caption
-    assert "stops improving after epoch 20" in caption
+    assert "stops improving at epoch 20" in caption
     assert "training cost keeps falling" in caption
     assert "+5.00 points, higher" in caption
     assert "82.27" in caption and "87.1" in caption
@@ -592,3 +592,14 @@ def test_script_is_thin_and_lints():
     files = [REPO / "src/nnflow/figures.py", script, Path(__file__)]
     res = subprocess.run([ruff, "check", *map(str, files)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_plateau_epoch_ignores_a_slow_creep_to_the_end():
+    """A curve that jumps to 83% by epoch 50 and then creeps up 0.4 points over 350
+    epochs has its plateau at epoch 50, not at its argmax near the end."""
+    epochs = np.arange(1, 401)
+    acc = np.where(epochs < 50, 0.83 * epochs / 50, 0.83 + 0.004 * (epochs - 50) / 350)
+    curve = pd.DataFrame({"epoch": epochs, "mean": acc})
+    assert F.plateau_epoch(curve, window=1, tolerance=0.005) == 50
+    assert F.smoothed_peak_epoch(curve, window=1) == 400
+    assert F.plateau_epoch(curve, window=1, tolerance=0.0) == 400

@@ -142,13 +142,26 @@ def smoothed(values: Sequence[float] | np.ndarray, window: int) -> np.ndarray:
 def smoothed_peak_epoch(curve: pd.DataFrame, window: int, column: str = "mean") -> int:
     """Epoch of the maximum of the centred ``window``-epoch moving average of ``column``.
 
-    This is where the test accuracy stops improving: after it, the smoothed curve never
-    gets higher. -1 for an empty curve.
+    -1 for an empty curve.
     """
     if curve.empty:
         return -1
     sm = smoothed(curve[column].to_numpy(dtype=float), window)
     return int(curve["epoch"].iloc[int(np.nanargmax(sm))])
+
+
+def plateau_epoch(curve: pd.DataFrame, window: int, tolerance: float, column: str = "mean") -> int:
+    """First epoch at which the ``window``-epoch moving average of ``column`` comes within
+    ``tolerance`` of its maximum: from there on the curve gains at most ``tolerance``.
+
+    This is where the test accuracy stops improving in any useful sense; the exact
+    argmax of a slowly creeping curve lies near the end and says little. -1 if empty.
+    """
+    if curve.empty:
+        return -1
+    sm = smoothed(curve[column].to_numpy(dtype=float), window)
+    reached = np.flatnonzero(sm >= np.nanmax(sm) - tolerance)
+    return int(curve["epoch"].iloc[int(reached[0])])
 
 
 def value_at(curve: pd.DataFrame, epoch: int, column: str = "mean") -> float:
@@ -562,7 +575,9 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
 # ---------------------------------------------------------------------------------------------
 
 
-def overfitting_group_numbers(tidy: pd.DataFrame, group: str, from_epoch: int, window: int) -> dict[str, Any]:
+def overfitting_group_numbers(
+    tidy: pd.DataFrame, group: str, from_epoch: int, window: int, tolerance: float = 0.005
+) -> dict[str, Any]:
     """Peak test accuracy, the epoch test accuracy stops improving, training cost and gap."""
     sub = tidy[tidy["group"] == group]
     test = group_curve(seed_band(sub, "test_accuracy"), group)
@@ -570,7 +585,7 @@ def overfitting_group_numbers(tidy: pd.DataFrame, group: str, from_epoch: int, w
     cost = group_curve(seed_band(sub, "train_cost"), group)
     best_runs = run_values(sub, "test_accuracy", "max")
     peak_mean, peak_epoch = peak(test)
-    stop_epoch = smoothed_peak_epoch(test, window)
+    stop_epoch = plateau_epoch(test, window, tolerance)
     sm = smoothed(test["mean"].to_numpy(), window) if len(test) else np.array([math.nan])
     end = int(test["epoch"].iloc[-1]) if len(test) else -1
     c_from = value_at(cost, from_epoch)
@@ -603,9 +618,10 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
     from_epoch = int(analysis.get("from_epoch", 1))
     E = int(tidy["epoch"].max())
     window = int(analysis.get("smooth_window", max(1, round(E / 20))))
+    tolerance = float(analysis.get("plateau_tolerance", 0.005))
     groups = []
     for g in groups_in_order(tidy):
-        x = overfitting_group_numbers(tidy, g, from_epoch, window)
+        x = overfitting_group_numbers(tidy, g, from_epoch, window, tolerance)
         x["lmbda"] = float(group_params(runs, g).get("lmbda", math.nan))
         book = BOOK_OVERFITTING.get(x["lmbda"])
         x["book_peak_pct"] = 100 * book if book is not None else math.nan
@@ -622,6 +638,7 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         "from_epoch": from_epoch,
         "epochs": E,
         "smooth_window": window,
+        "plateau_points": 100 * tolerance,
     }
     keys = [
         "peak_test_pct",
@@ -648,10 +665,11 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
     numbers["overfitting_answer"] = (
         "Overfitting shows when the training cost keeps falling while the accuracy on unseen "
         "data no longer improves, and as a gap between training and test accuracy. Here, "
-        f"without regularisation, the test accuracy stops improving after epoch "
-        f"{b['stop_improving_epoch']} (its {window}-epoch moving average peaks there at "
-        f"{num(b['smoothed_peak_test_pct'])}%; it ends at {num(b['final_test_pct'])}%, "
-        f"{abs(drop):.2f} points {'below' if drop >= 0 else 'above'} that peak), while the "
+        f"without regularisation, the test accuracy stops improving at epoch "
+        f"{b['stop_improving_epoch']}: from there its {window}-epoch moving average gains at most "
+        f"{100 * tolerance:g} points up to its best, {num(b['smoothed_peak_test_pct'])}% "
+        f"(it ends at {num(b['final_test_pct'])}%, "
+        f"{abs(drop):.2f} points {'below' if drop >= 0 else 'above'} that best), while the "
         f"training cost {'keeps falling' if falls else 'does not fall further'}: "
         f"{num(b['train_cost_from'])} at epoch {from_epoch}, {num(b['train_cost_at_stop'])} at "
         f"epoch {b['stop_improving_epoch']}, {num(b['train_cost_end'])} at epoch "
@@ -670,7 +688,7 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         f"the final train–test gap is {num(r['final_gap_points'])} vs "
         f"{num(b['final_gap_points'])} points "
         f"({compare_word(r['final_gap_points'], b['final_gap_points'], 1e-3)}); "
-        f"the smoothed test accuracy peaks at epoch {r['stop_improving_epoch']} vs "
+        f"the test accuracy reaches its plateau at epoch {r['stop_improving_epoch']} vs "
         f"{b['stop_improving_epoch']} "
         f"({compare_word(r['stop_improving_epoch'], b['stop_improving_epoch'], 0, ('later', 'earlier'))}); "
         f"the training cost (which includes the L2 term) goes from "
@@ -710,11 +728,12 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
                 color=color,
                 ls="--",
                 lw=0.9,
-                label=f"λ = {x['lmbda']:g}: smoothed peak, epoch {x['stop_improving_epoch']}",
+                label=f"λ = {x['lmbda']:g}: plateau from epoch {x['stop_improving_epoch']}",
             )
         draw_band(ax_gap, group_curve(train, g), f"λ = {x['lmbda']:g} training", color)
         draw_band(ax_gap, group_curve(test, g), f"λ = {x['lmbda']:g} test", color, ls="--", alpha=0.1)
-    ax_cost.set_title("Training cost")
+    ax_cost.set_title("Training cost (log scale)")
+    ax_cost.set_yscale("log")
     ax_cost.set_ylabel("cost per training example (incl. L2 term)")
     ax_test.set_title("Test accuracy")
     ax_test.set_ylabel("accuracy (%)")
