@@ -63,7 +63,7 @@ def one_thread(fn):
     from threadpoolctl import threadpool_limits
 
     def run():
-        pool = optim._POOL
+        pool = getattr(optim, "_POOL", None)  # None: an nnflow without the threaded Adam
         optim._POOL = False
         try:
             with threadpool_limits(1, user_api="blas"):
