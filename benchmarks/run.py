@@ -13,8 +13,8 @@ kernel via threadpoolctl, thread counts, CPU) is recorded with the results.
 
 Writes benchmarks/results/<timestamp>.csv (+ latest.csv, <timestamp>_env.json, ratios PNG) and
 the markdown table to benchmarks/latest.md (committed copy of the latest table). ``--quick``:
-fewer repetitions and shorter epochs (scaled; figures are per epoch of the size shown), about
-5 minutes; the full run takes about 20-30 minutes on a loaded 2-core machine.
+fewer repetitions and shorter epochs (figures are per epoch of the size shown); both take
+about 10 minutes on a loaded 2-core machine, most of it the workflow part (smoke build).
 
 Run it on demand; it is never part of the test suite.
 """
