@@ -59,17 +59,12 @@ def make_model(dtype, seed=0):
 
 
 def one_thread(fn):
-    """``fn`` run with one BLAS thread and the Adam helper thread off."""
+    """``fn`` run with one BLAS thread."""
     from threadpoolctl import threadpool_limits
 
     def run():
-        pool = getattr(optim, "_POOL", None)  # None: an nnflow without the threaded Adam
-        optim._POOL = False
-        try:
-            with threadpool_limits(1, user_api="blas"):
-                return fn()
-        finally:
-            optim._POOL = pool
+        with threadpool_limits(1, user_api="blas"):
+            return fn()
 
     return run
 

@@ -146,18 +146,8 @@ def adam(w, dw, config=None):
     # denominator's two scalars saves a pass over the array.
     c1 = 1.0 / (np.sqrt(1 - b2**t) * step) if step != 0 else None
     c2 = eps / step if step != 0 else None
-    if w.size >= _ADAM_BLOCK * 2 and w.flags.c_contiguous and m.flags.c_contiguous \
-            and v.flags.c_contiguous:
-        _adam_blocked(w, np.ascontiguousarray(dw), m, v, b1, b2, c1, c2, config)
-    else:
-        _adam_pass(w, dw, m, v, _scratch(config, w), b1, b2, c1, c2)
+    _adam_pass(w, dw, m, v, _scratch(config, w), b1, b2, c1, c2)
     return w, config
-
-
-# Elements per block of the blocked Adam: its 5 arrays (w, dw, m, v, scratch) of one
-# block (1.3 MB in float32) stay in a core's L2/L3 cache across the 12 passes.
-_ADAM_BLOCK = 65536
-_POOL = None
 
 
 def _adam_pass(w, dw, m, v, s, b1, b2, c1, c2):
@@ -177,47 +167,6 @@ def _adam_pass(w, dw, m, v, s, b1, b2, c1, c2):
     s += c2
     np.divide(m, s, out=s)
     w -= s
-
-
-def _adam_blocked(w, dw, m, v, b1, b2, c1, c2, config):
-    """Adam on a large parameter in cache-sized blocks (same element-wise operations, so
-    bit-identical to the unblocked pass), the blocks split over two threads (NumPy's
-    ufuncs release the GIL) when the machine has more than one core."""
-    fw, fdw, fm, fv = (a.reshape(-1) for a in (w, dw, m, v))
-    n = fw.shape[0]
-    bounds = list(range(0, n, _ADAM_BLOCK)) + [n]
-    pool = _thread_pool()
-    workers = 1 if pool is None else 2
-    scratch = config.get("_scratch")
-    if scratch is None or scratch.shape != (workers, _ADAM_BLOCK) or scratch.dtype != w.dtype:
-        scratch = np.empty((workers, _ADAM_BLOCK), dtype=w.dtype)
-        config["_scratch"] = scratch
-
-    def run(worker):
-        s_full = scratch[worker]
-        for i in range(worker, len(bounds) - 1, workers):
-            a, b = bounds[i], bounds[i + 1]
-            _adam_pass(fw[a:b], fdw[a:b], fm[a:b], fv[a:b], s_full[:b - a], b1, b2, c1, c2)
-
-    if pool is None:
-        run(0)
-    else:
-        future = pool.submit(run, 1)
-        run(0)
-        future.result()
-
-
-def _thread_pool():
-    """One helper thread for the blocked Adam (None on a single-core machine)."""
-    global _POOL
-    if _POOL is None:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
-            else (os.cpu_count() or 1)
-        _POOL = False if cores < 2 else ThreadPoolExecutor(1, thread_name_prefix="nnflow-adam")
-    return _POOL or None
 
 
 UPDATE_RULES = {"sgd": sgd, "sgd_momentum": sgd_momentum, "rmsprop": rmsprop, "adam": adam}
