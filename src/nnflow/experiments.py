@@ -157,23 +157,19 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
                                  "epoch_seconds": epoch_seconds, "rng": _rng_state(network.rng)})
         clock[0] = time.perf_counter()
 
-    # A diverging run overflows (e.g. the L2 term of the monitored cost): SGD detects the
-    # non-finite cost or weights and stops; that is recorded as `diverged`, not warned about
-    # (and not turned into a crash where warnings are errors).
-    with np.errstate(over="ignore", invalid="ignore"):
-        net.SGD(
-            (X, y),
-            p["epochs"] - start_epoch,
-            p["mini_batch_size"],
-            p["eta"],
-            lmbda=p.get("lmbda", 0.0),
-            evaluation_data=(X_test, y_test),
-            monitor_evaluation_cost=True,
-            monitor_evaluation_accuracy=True,
-            monitor_training_cost=True,
-            monitor_training_accuracy=True,
-            callback=after_epoch,
-        )
+    net.SGD(
+        (X, y),
+        p["epochs"] - start_epoch,
+        p["mini_batch_size"],
+        p["eta"],
+        lmbda=p.get("lmbda", 0.0),
+        evaluation_data=(X_test, y_test),
+        monitor_evaluation_cost=True,
+        monitor_evaluation_accuracy=True,
+        monitor_training_cost=True,
+        monitor_training_accuracy=True,
+        callback=after_epoch,
+    )
     status = dict(net.status)
     status["epochs_completed"] = start_epoch + status["epochs_completed"]
     if status.get("diverged_epoch") is not None:

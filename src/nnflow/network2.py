@@ -496,20 +496,23 @@ class Network:
                 self._epoch(X, T, perm, m, eta, decay)
             record = {"epoch": j}
             finite = self._is_finite()
-            if finite:
-                if monitor_training_cost:
-                    record["training_cost"] = self._cost_arrays(X, None, T, lmbda)
-                    training_cost.append(record["training_cost"])
-                if monitor_training_accuracy:
-                    record["training_accuracy"] = self._accuracy_arrays(X, None, T)
-                    training_accuracy.append(record["training_accuracy"])
-                if monitor_evaluation_cost:
-                    record["evaluation_cost"] = self._cost_arrays(*ev, lmbda)
-                    evaluation_cost.append(record["evaluation_cost"])
-                if monitor_evaluation_accuracy:
-                    record["evaluation_accuracy"] = self._accuracy_arrays(*ev)
-                    evaluation_accuracy.append(record["evaluation_accuracy"])
-                finite = all(math.isfinite(record[k]) for k in record)
+            # Finite but huge weights overflow in the cost (the L2 term, the exp): that is
+            # divergence, detected just below from the non-finite value, not a warning.
+            with np.errstate(over="ignore", invalid="ignore"):
+                if finite:
+                    if monitor_training_cost:
+                        record["training_cost"] = self._cost_arrays(X, None, T, lmbda)
+                        training_cost.append(record["training_cost"])
+                    if monitor_training_accuracy:
+                        record["training_accuracy"] = self._accuracy_arrays(X, None, T)
+                        training_accuracy.append(record["training_accuracy"])
+                    if monitor_evaluation_cost:
+                        record["evaluation_cost"] = self._cost_arrays(*ev, lmbda)
+                        evaluation_cost.append(record["evaluation_cost"])
+                    if monitor_evaluation_accuracy:
+                        record["evaluation_accuracy"] = self._accuracy_arrays(*ev)
+                        evaluation_accuracy.append(record["evaluation_accuracy"])
+                    finite = all(math.isfinite(record[k]) for k in record)
             if verbose:
                 log.info("Epoch %s training complete %s", j, record)
             if not finite and stop_on_divergence:
