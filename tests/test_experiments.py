@@ -348,3 +348,35 @@ def test_sources_never_unpickle():
                     offenders.append(f"{path}:{node.lineno}: np.load without allow_pickle=False")
     assert offenders == []
     assert np_loads >= 2  # the check looked at the real loaders (nnflow.io)
+
+
+@pytest.mark.parametrize("trainer", ["network2", "solver"])
+def test_kill_between_an_epochs_files_and_its_commit_resumes_from_the_previous_epoch(
+    tmp_path, data, monkeypatch, trainer
+):
+    """The epoch-3 arrays (and Solver checkpoint) are on disk, state.json still says
+    epoch 2: resuming must use epoch 2's files, not a mix of the two epochs."""
+    spec = _spec(trainer, NET2 if trainer == "network2" else SOLVER)
+    train = train_network2 if trainer == "network2" else train_solver
+    ref = train(spec, data, Checkpoint(None, spec))
+
+    original = experiments.write_json
+
+    def write_json_dies_at_epoch_3(path, obj):
+        if Path(path).name == "state.json" and obj.get("epoch") == 3:
+            raise Interrupted
+        original(path, obj)
+
+    monkeypatch.setattr(experiments, "write_json", write_json_dies_at_epoch_3)
+    ckpt = Checkpoint(tmp_path / "ckpt", spec)
+    with pytest.raises(Interrupted):
+        train(spec, data, ckpt)
+    monkeypatch.setattr(experiments, "write_json", original)
+    left = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert "state-000003.npz" in left
+    assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["epoch"] == 2
+
+    rows, params, status, _, _ = train(spec, data, ckpt)
+    assert _strip_seconds(rows) == _strip_seconds(ref[0])
+    _assert_same_params(params, ref[1])
+    assert status == ref[2]

@@ -66,14 +66,22 @@ def _parse_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
 class Checkpoint:
     """Per-epoch state of a run in a directory that Snakemake does not manage.
 
-    ``state.npz`` holds arrays, ``state.json`` the rest (history, generator
-    state, epoch) and the spec it belongs to: a checkpoint of another spec
-    (a changed parameter) is never resumed from.
+    Each save writes the epoch's arrays to ``state-<epoch>.npz`` (and the caller
+    may have written more files of that epoch, e.g. a Solver checkpoint), then
+    ``state.json`` — the commit point, naming those files — and only then
+    deletes the previous epoch's files. A kill at any moment therefore leaves a
+    ``state.json`` whose files are complete and of one and the same epoch. The
+    JSON also holds the spec: a checkpoint of another spec (a changed
+    parameter) is never resumed from.
     """
 
     def __init__(self, directory: str | os.PathLike | None, spec: dict[str, Any]):
         self.directory = Path(directory) if directory else None
         self.spec_json = json.dumps(spec, sort_keys=True)
+
+    def path(self, name: str) -> Path | None:
+        """Where a file of this checkpoint goes (None when checkpointing is off)."""
+        return self.directory / name if self.directory is not None else None
 
     def load(self) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
         if self.directory is None or not (self.directory / "state.json").exists():
@@ -82,16 +90,22 @@ class Checkpoint:
         if meta.get("spec") != self.spec_json:
             log.info("checkpoint in %s belongs to another spec; starting afresh", self.directory)
             return None
-        arrays = load_npz(self.directory / "state.npz")
+        arrays = load_npz(self.directory / meta["arrays"])
         log.info("resuming from checkpoint after epoch %s", meta["epoch"])
         return arrays, meta
 
-    def save(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    def save(self, arrays: dict[str, np.ndarray], meta: dict[str, Any], files: tuple[str, ...] = ()) -> None:
+        """Commit the state after ``meta["epoch"]``; ``files`` (already written) belong to it."""
         if self.directory is None:
             return
-        # npz first, JSON last: a JSON always describes a complete npz.
-        save_npz(self.directory / "state.npz", **arrays)
-        write_json(self.directory / "state.json", {**meta, "spec": self.spec_json})
+        name = f"state-{int(meta['epoch']):06d}.npz"
+        save_npz(self.directory / name, **arrays)
+        write_json(self.directory / "state.json",
+                   {**meta, "arrays": name, "files": list(files), "spec": self.spec_json})
+        keep = {"state.json", name, *files}
+        for old in self.directory.iterdir():
+            if old.name not in keep and not old.name.startswith("."):
+                old.unlink(missing_ok=True)
 
     def remove(self) -> None:
         if self.directory is not None and self.directory.exists():
@@ -243,11 +257,10 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     # A fixed batch (the first examples, as in Nielsen's chapter 5) for the gradient norms.
     probe = (X[:LAYER_NORM_BATCH], y[:LAYER_NORM_BATCH])
     extras: list[dict[str, Any]] = []  # per epoch: iteration at its end, gradient norms
-    solver_ckpt = checkpoint.directory / "solver" if checkpoint.directory else None
     resumed = checkpoint.load()
-    if resumed is not None and solver_ckpt is not None and solver_ckpt.with_suffix(".json").exists():
-        solver.resume(solver_ckpt)
-        extras = [e for e in resumed[1]["extras"] if e["epoch"] <= solver.epoch]
+    if resumed is not None:
+        solver.resume(checkpoint.path(resumed[1]["solver"]))
+        extras = resumed[1]["extras"]
     if not extras:
         extras = [{"epoch": 0, "iteration": 0,
                    **(_layer_norms(model, *probe) if track else {})}]
@@ -261,11 +274,11 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         extras.append({"epoch": epoch, "iteration": solver.iteration,
                        **(_layer_norms(model, *probe) if track else {}),
                        **(_relative_updates(before, _weights(model)) if track else {})})
-        # Extras first, then the solver state: a kill in between leaves extras one
-        # epoch ahead, which resuming trims to the solver's epoch.
-        checkpoint.save({}, {"epoch": epoch, "extras": extras})
-        if solver_ckpt is not None:
-            solver.save_checkpoint(solver_ckpt)
+        stem = checkpoint.path(f"solver-{epoch:06d}")
+        if stem is not None:
+            npz, js = solver.save_checkpoint(stem)
+            checkpoint.save({}, {"epoch": epoch, "extras": extras, "solver": stem.name},
+                            files=(npz.name, js.name))
 
     rows = _solver_rows(solver, extras)
     status = {
