@@ -155,6 +155,7 @@ def test_changing_one_learning_rate_reruns_that_run_and_its_aggregation(copy_of)
         "experiment_table": 1,
         "figure_cifar_optimizers": 1,
         "metrics_table": 1,
+        "environment_table": 1,
         "all": 1,
     }
 
@@ -171,6 +172,7 @@ def test_changing_a_shared_param_reruns_exactly_that_experiments_runs(copy_of):
         "experiment_table": 1,
         "figure_mnist_overfitting": 1,
         "metrics_table": 1,
+        "environment_table": 1,
         "all": 1,
     }
 
@@ -199,6 +201,7 @@ def test_deleting_one_run_regenerates_only_that_run(copy_of):
         "experiment_table": 1,
         "figure_mnist_cost": 1,
         "metrics_table": 1,
+        "environment_table": 1,
         "all": 1,
     }
 
