@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 import yaml
 from slurm_cluster import PARTITION, cluster_or_skip
+from snakemake_output import job_stats
 
 from nnflow.data.synthetic import write_mirror
 from nnflow.runs import expand_runs
@@ -57,19 +58,6 @@ GROUPED_RULE, GROUP, GROUP_COMPONENTS = "train_network2", "mnist_runs", 6
 def _base_cmd(work: Path) -> list[str]:
     return [SNAKEMAKE, *TARGETS, "-s", str(ROOT / "Snakefile"), "--directory", str(work),
             "--configfile", str(work.parent / "config.yaml")]
-
-
-def _job_stats(text: str) -> dict[str, int]:
-    """Rule -> job count from the "Job stats" table Snakemake prints before running."""
-    block = text.split("Job stats:", 1)[1]
-    counts = {}
-    for line in block.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +131,7 @@ def test_jobs_ran_as_slurm_jobs(runs, cluster):
         assert Path(log).is_relative_to(runs["slurm"] / ".snakemake" / "slurm_logs")
 
     # one SLURM job per non-local job, except that the network2 runs share group jobs
-    planned = _job_stats(runs["out"]["local"])
+    planned = job_stats(runs["out"]["local"])
     n_grouped = planned.pop(GROUPED_RULE)
     expected = sum(n for rule, n in planned.items() if rule not in LOCAL_RULES | NO_JOB_RULES)
     expected += math.ceil(n_grouped / GROUP_COMPONENTS)

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from snakemake_output import job_stats
 
 from nnflow.data.synthetic import write_mirror
 from nnflow.runs import expand_runs
@@ -47,18 +48,7 @@ def planned_jobs(workdir: Path, mirror: Path) -> dict[str, int]:
     """Rule name -> number of jobs a dry run would execute (empty if nothing to do)."""
     proc = snakemake(workdir, "-n", "--quiet", "rules", mirror=mirror)
     text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    block = text.split("Job stats:", 1)[1]
-    counts = {}
-    for line in block.splitlines()[3:]:
-        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
-        if not match:
-            break
-        if match.group(1) != "total":
-            counts[match.group(1)] = int(match.group(2))
-    return counts
-
+    return {} if "Nothing to be done" in text else job_stats(text)
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):

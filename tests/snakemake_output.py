@@ -1,0 +1,20 @@
+"""Reading what Snakemake prints, for the workflow tests."""
+
+from __future__ import annotations
+
+import re
+
+
+def job_stats(text: str) -> dict[str, int]:
+    """Rule -> number of jobs from the "Job stats" table Snakemake prints (empty if none)."""
+    if "Job stats:" not in text:
+        return {}
+    block = text.split("Job stats:", 1)[1]
+    counts = {}
+    for line in block.splitlines()[3:]:
+        match = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not match:
+            break
+        if match.group(1) != "total":
+            counts[match.group(1)] = int(match.group(2))
+    return counts
