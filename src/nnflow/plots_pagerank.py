@@ -98,19 +98,34 @@ def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str
     return _finish(fig, out)
 
 
-def plot_iteration(history, labels, start_label, period, out=None):
-    """Each component of ``pi^k = (H^T)^k e_start`` against k."""
+def plot_iteration(history, labels, start_label, period, out=None, max_panels: int = 12):
+    """Each component of ``pi^k = (H^T)^k e_start`` against k, one small panel per page.
+
+    One panel per page (for up to ``max_panels`` pages, else the pages with the
+    largest swings) keeps the oscillation readable: overlaid in one axes, the
+    curves of a 3-cycle cross each other at every step.
+    """
     history = np.asarray(history)
     k = np.arange(history.shape[0])
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, lab in enumerate(labels):
-        ax.plot(k, history[:, i], marker="o", ms=3, lw=1, label=f"$\\pi_{{{lab}}}^{{(k)}}$")
+    swing = history.max(axis=0) - history.min(axis=0)
+    pages = np.arange(history.shape[1])
+    if pages.size > max_panels:
+        pages = np.sort(np.argsort(swing)[::-1][:max_panels])
+    fig, axes = plt.subplots(pages.size, 1, figsize=(7, 0.75 * pages.size + 1.2), sharex=True,
+                             squeeze=False)
+    for ax, i in zip(axes[:, 0], pages, strict=True):
+        ax.vlines(k, 0, history[:, i], color=f"C{i % 10}", lw=1.2)
+        ax.plot(k, history[:, i], "o", ms=3, color=f"C{i % 10}")
+        ax.set_ylim(-0.1, 1.1)
+        ax.set_yticks([0, 1])
+        ax.set_ylabel(f"$\\pi_{{{labels[i]}}}$", rotation=0, ha="right", va="center")
+        ax.grid(axis="x", alpha=0.3)
     per = "no period detected" if period is None else f"detected period {period}"
-    ax.set_title(f"$\\pi^{{(k+1)}} = H^T \\pi^{{(k)}}$ from $\\pi^{{(0)}} = e_{{{start_label}}}$: {per}")
-    ax.set_xlabel("iteration k")
-    ax.set_ylabel("probability of page")
-    ax.set_ylim(-0.05, 1.05)
-    ax.legend(ncol=min(len(labels), 6), fontsize=8, loc="upper right", bbox_to_anchor=(1, -0.15))
+    axes[0, 0].set_title(
+        f"$\\pi^{{(k+1)}} = H^T \\pi^{{(k)}}$ from $\\pi^{{(0)}} = e_{{{start_label}}}$: {per}"
+    )
+    axes[-1, 0].set_xlabel("iteration k")
+    fig.supylabel("probability of page", fontsize=9)
     return _finish(fig, out)
 
 
