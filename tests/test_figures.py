@@ -469,8 +469,10 @@ def test_unstable_gradients(tmp_path):
     assert g[("sigmoid", "adam")]["balanced_end"] is True
     assert g[("sigmoid", "sgd")]["balanced_end"] is False
     assert g[("relu", "sgd")]["epoch_init"] == 0 and g[("relu", "sgd")]["epoch_end"] == 2
-    assert "50 for sigmoid+SGD vs 2 for sigmoid+Adam" in caption
-    assert "2 vs 50, smaller with sigmoid+Adam, 25× smaller" in caption
+    # during training = geometric mean over epochs 1, 2: sqrt(75 * 50) and sqrt(51 * 2)
+    assert numbers["ratio_during_sigmoid_sgd"] == pytest.approx(np.sqrt(75 * 50))
+    assert "61.2 for sigmoid+SGD vs 10.1 for sigmoid+Adam" in caption
+    assert "10.1 vs 61.2, smaller with sigmoid+Adam, 6.06× smaller" in caption
     assert "smaller with relu+sgd" in caption
     # older runs without update_norm_layer<l>: no bottom row, no update numbers, a sentence saying so
     assert numbers["has_update_norms"] is False
@@ -541,7 +543,8 @@ def test_unstable_gradients_update_ratio(tmp_path):
     # both imbalances are compared, with computed words
     assert "relative-update ratio 100 for sigmoid+SGD vs 1.05 for sigmoid+Adam" in caption
     assert "imbalance factor 1.05 vs 100, smaller with sigmoid+Adam, 95.2× smaller" in caption
-    assert "gradient-norm ratio at the end 20 for sigmoid+SGD vs 8 for sigmoid+Adam" in caption
+    # geometric mean over epochs 1..4 of geomspace(10, end, 5): 10 * (end / 10) ** 0.625
+    assert "gradient-norm ratio during training 15.4 for sigmoid+SGD vs 8.7 for sigmoid+Adam" in caption
     assert "relative-update ratio 100 for sigmoid+sgd vs 3 for relu+sgd" in caption
     assert "(not within a factor of 2 with relu+sgd)" in caption
     # the computed answer replaces the fixed sentence about Adam

@@ -219,10 +219,11 @@ def hidden_layers(tidy: pd.DataFrame) -> tuple[int, int]:
 
 
 def layer_ratio_per_run(tidy: pd.DataFrame, first: int, last: int) -> pd.DataFrame:
-    """Per completed run: ||dC/db^last|| / ||dC/db^first|| at its first and at its last epoch.
+    """Per completed run: ||dC/db^last|| / ||dC/db^first|| at its first and at its last epoch,
+    and during training (``ratio_during``: geometric mean over the epochs >= 1).
 
-    Columns: run_id, group, seed, epoch_init, ratio_init, epoch_end, ratio_end (plus the
-    four norms).
+    Columns: run_id, group, seed, epoch_init, ratio_init, epoch_end, ratio_end, ratio_during
+    (plus the four norms).
     """
     d = completed(tidy)
     names = {f"grad_norm_layer{first}": "first", f"grad_norm_layer{last}": "last"}
@@ -234,6 +235,7 @@ def layer_ratio_per_run(tidy: pd.DataFrame, first: int, last: int) -> pd.DataFra
     rows = []
     for run_id, r in wide.groupby("run_id", sort=False):
         a, b = r.iloc[0], r.iloc[-1]
+        trained = r[r["epoch"] >= 1]
         rows.append(
             {
                 "run_id": run_id,
@@ -247,6 +249,7 @@ def layer_ratio_per_run(tidy: pd.DataFrame, first: int, last: int) -> pd.DataFra
                 "first_end": float(b["first"]),
                 "last_end": float(b["last"]),
                 "ratio_end": float(b["last"] / b["first"]),
+                "ratio_during": geo_mean(trained["last"] / trained["first"]) if len(trained) else math.nan,
             }
         )
     return pd.DataFrame(rows)
@@ -1277,6 +1280,7 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
         u = updates[updates["group"] == g]
         ri = geo_mean(r["ratio_init"]) if len(r) else math.nan
         re_ = geo_mean(r["ratio_end"]) if len(r) else math.nan
+        rd = geo_mean(r["ratio_during"]) if len(r) else math.nan
         ur = geo_mean(u["ratio"]) if len(u) else math.nan
         groups.append(
             {
@@ -1290,6 +1294,9 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
                 "ratio_end": re_,
                 "imbalance_init": imbalance(ri),
                 "imbalance_end": imbalance(re_),
+                "ratio_during": rd,
+                "imbalance_during": imbalance(rd),
+                "balanced_during": bool(imbalance(rd) <= balance),
                 "norm_first_init": geo_mean(r["first_init"]) if len(r) else math.nan,
                 "norm_last_init": geo_mean(r["last_init"]) if len(r) else math.nan,
                 "norm_first_end": geo_mean(r["first_end"]) if len(r) else math.nan,
@@ -1304,11 +1311,16 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
                 "update_balanced": bool(imbalance(ur) <= balance),
             }
         )
-    for x in groups:  # the gradient-norm ratio at the end, under the name the clauses use
+    for x in groups:  # the gradient-norm ratios, under the names the clauses use
         x["end_ratio"], x["end_imbalance"], x["end_balanced"] = (
             x["ratio_end"],
             x["imbalance_end"],
             x["balanced_end"],
+        )
+        x["during_ratio"], x["during_imbalance"], x["during_balanced"] = (
+            x["ratio_during"],
+            x["imbalance_during"],
+            x["balanced_during"],
         )
     numbers: dict[str, Any] = {
         "groups": groups,
@@ -1323,6 +1335,7 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
         numbers[f"ratio_init_{slug}"] = x["ratio_init"]
         numbers[f"ratio_end_{slug}"] = x["ratio_end"]
         numbers[f"imbalance_end_{slug}"] = x["imbalance_end"]
+        numbers[f"ratio_during_{slug}"] = x["ratio_during"]
         numbers[f"update_ratio_{slug}"] = x["update_ratio"]
         numbers[f"update_imbalance_{slug}"] = x["update_imbalance"]
 
@@ -1330,8 +1343,9 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
         line = (
             f"{x['activation']} + {x['update_rule']} (n={x['n_seeds']}): gradient-norm ratio "
             f"{num(x['ratio_init'], 3)} at epoch {x['epoch_init']}, {num(x['ratio_end'], 3)} at "
-            f"epoch {x['epoch_end']} (imbalance factor {num(x['imbalance_end'], 3)}, "
-            f"{'within' if x['balanced_end'] else 'outside'} a factor of {balance:g})"
+            f"epoch {x['epoch_end']}, {num(x['ratio_during'], 3)} during training (geometric mean "
+            f"over epochs 1–{x['epoch_end']}; imbalance factor {num(x['imbalance_during'], 3)}, "
+            f"{'within' if x['balanced_during'] else 'outside'} a factor of {balance:g})"
         )
         if has_updates:
             line += (
@@ -1348,7 +1362,9 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
     rules = list(dict.fromkeys(x["update_rule"] for x in groups))
 
     def sentence(a, b, name_a, name_b):
-        text = _imbalance_clause("gradient-norm ratio at the end", a, b, name_a, name_b, "end", balance)
+        text = _imbalance_clause(
+            "gradient-norm ratio during training", a, b, name_a, name_b, "during", balance
+        )
         if has_updates:
             text += "; " + _imbalance_clause("relative-update ratio", a, b, name_a, name_b, "update", balance)
         return text
