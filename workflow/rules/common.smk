@@ -52,10 +52,15 @@ NNFLOW_SOURCE = Path(nnflow.__file__).parent
 # param of the job, so editing e.g. network2.py reruns exactly the network2
 # runs and what aggregates them (Snakemake's own code trigger sees only scripts).
 CODE_MODULES = {
+    "prepare": ["data/prepare", "data/formats", "data/sources"],
     "network2": ["network2", "costs", "init", "layers", "experiments", "model_io"],
     "solver": ["fc_net", "solver", "optim", "init", "layers", "experiments", "model_io"],
     "tables": ["aggregate"],
     "figures": ["figures", "plotting", "report", "aggregate"],
+    "pagerank": ["pagerank", "graphs"],
+    "pagerank_figures": ["plots_pagerank", "plotting", "report"],
+    "unstable_theory": ["unstable", "plots_theory", "plotting", "report"],
+    "complex_backprop": ["complex_net", "plots_theory", "plotting", "report"],
 }
 
 
