@@ -674,9 +674,12 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         f"(it ends at {num(b['final_test_pct'])}%, "
         f"{abs(drop):.2f} points {'below' if drop >= 0 else 'above'} that best), while the "
         f"training cost {'keeps falling' if falls else 'does not fall further'}: "
-        f"{num(b['train_cost_from'])} at epoch {from_epoch}, {num(b['train_cost_at_stop'])} at "
-        f"epoch {b['stop_improving_epoch']}, {num(b['train_cost_end'])} at epoch "
-        f"{b['final_epoch']}. The training accuracy ends at {num(b['final_train_pct'])}%, "
+        + ", ".join(f"{num(c)} at epoch {e}" for e, c in sorted({
+            from_epoch: b["train_cost_from"],
+            b["stop_improving_epoch"]: b["train_cost_at_stop"],
+            b["final_epoch"]: b["train_cost_end"],
+        }.items()))
+        + f". The training accuracy ends at {num(b['final_train_pct'])}%, "
         f"{num(b['final_gap_points'])} points above the test accuracy."
     )
     d_peak = r["peak_test_pct"] - b["peak_test_pct"]
