@@ -36,7 +36,6 @@ from nnflow.model_io import save_model
 
 log = logging.getLogger(__name__)
 
-NETWORK2_COLUMNS = ["epoch", "train_cost", "train_accuracy", "test_cost", "test_accuracy"]
 NETWORK2_INIT = {"default": "default_weight_initializer", "large": "large_weight_initializer"}
 
 
