@@ -12,7 +12,7 @@ Interleaved in one run (see common.py):
 
 Then a breakdown of an nnflow epoch (forward, backward, optimizer update, each summed over the
 steps of an instrumented epoch that follows the Solver's step) and a micro-benchmark of one
-Adam update over all parameters: ``nnflow.optim.adam`` vs PyTorch's fused and default Adam.
+Adam update over all parameters: ``nnflow.nn.optim.adam`` vs PyTorch's fused and default Adam.
 
 Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49,000 x 3072).
 
@@ -31,9 +31,9 @@ try:
 except ImportError:  # pragma: no cover
     from benchmarks import common as C
 
-from nnflow import optim
-from nnflow.fc_net import FullyConnectedNet
-from nnflow.solver import Solver
+from nnflow.nn import optim
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.solver import Solver
 
 DIMS = [3072, 500, 500, 10]
 BATCH = 200

@@ -30,9 +30,9 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.benc
 except ImportError:  # pragma: no cover
     from benchmarks import common as C
 
-from nnflow.fc_net import FullyConnectedNet
-from nnflow.network2 import Network
-from nnflow.solver import Solver
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.network2 import Network
+from nnflow.nn.solver import Solver
 
 SIZES = [784, 30, 10]
 BATCH = 10

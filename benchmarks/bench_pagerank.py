@@ -12,7 +12,7 @@
 
 Targets: nnflow <= 0.05 x networkx and <= 1.0 x igraph at 10^5 pages; < 5 s and < 3 GB at
 10^6 pages / 10^7 links. Prints a table and writes benchmarks/results/pagerank.csv with the
-environment (nnflow.env.environment()) in benchmarks/results/pagerank_env.json.
+environment (nnflow.runtime.environment()) in benchmarks/results/pagerank_env.json.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nnflow import graphs
-from nnflow import pagerank as P
-from nnflow.env import environment
-from nnflow.io import write_csv, write_json
+from nnflow.files import write_csv, write_json
+from nnflow.pagerank import graphs
+from nnflow.pagerank import ranking as P
+from nnflow.runtime import environment
 
 ALPHA = 0.85
 TOL = 1e-10  # L1 change at which every solver stops

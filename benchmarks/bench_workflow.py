@@ -13,7 +13,7 @@ there:
    ``cifar_challenge.search.n_candidates = 300``;
 4. per-job overhead of the train rule: one tiny 1-epoch run forced through Snakemake
    (``snakemake --forcerun <its run.json>``, whole command timed) vs the same run as a library
-   call (``nnflow.experiments.train_run``) in a fresh Python process, timed the same way
+   call (``nnflow.train.run.train_run``) in a fresh Python process, timed the same way
    (process start + imports included in both).
 
     .venv/bin/python benchmarks/bench_workflow.py [--quick]
@@ -151,7 +151,7 @@ def run(quick=False, repeats=None, log=print, keep=False):
 LIB_CALL = """
 import sys, time
 t0 = time.perf_counter()
-from nnflow.experiments import train_run
+from nnflow.train.run import train_run
 train_run(spec=sys.argv[1], data_dir=sys.argv[2], outputs=dict(
     metrics=sys.argv[3] + '/metrics.csv', model=sys.argv[3] + '/model.npz',
     model_meta=sys.argv[3] + '/model.json', run_info=sys.argv[3] + '/run.json'),
@@ -161,7 +161,7 @@ print(time.perf_counter() - t0)
 
 
 def _job_overhead(tmp: Path, env, repeats, log):
-    from nnflow.runs import canonical_json, expand_runs
+    from nnflow.train.grid import canonical_json, expand_runs
 
     cfg = yaml.safe_load((tmp / "tests" / "smoke" / "config.yaml").read_text())
     runs = expand_runs(cfg["experiments"])

@@ -88,7 +88,7 @@ def cpu_model() -> str:
 
 def blas_line() -> str:
     """One line: CPU, BLAS library/version/kernel/threads, the pinning variables."""
-    from nnflow.env import blas_info
+    from nnflow.runtime import blas_info
 
     parts = []
     for pool in blas_info():
@@ -114,7 +114,7 @@ def blas_line() -> str:
 
 
 def blas_kernel() -> str:
-    from nnflow.env import blas_info
+    from nnflow.runtime import blas_info
 
     for pool in blas_info():
         if pool.get("internal_api") in ("openblas", "mkl", "blis"):

@@ -8,7 +8,7 @@ per-example loop vs PyTorch CPU), bench_cifar (Solver + Adam vs PyTorch CPU, fra
 measured GEMM peak, forward/backward/update breakdown), bench_pagerank (the PageRank engineer's
 functions: networkx, igraph, 10^6 pages) and bench_workflow (Snakemake DAG build, no-op rerun,
 per-job overhead, in a temporary copy). Every comparison is interleaved in the same run; every
-figure is min / median of repetitions; the environment (nnflow.env.environment(), BLAS library and
+figure is min / median of repetitions; the environment (nnflow.runtime.environment(), BLAS library and
 kernel via threadpoolctl, thread counts, CPU) is recorded with the results.
 
 Writes benchmarks/results/<timestamp>.csv (+ latest.csv, <timestamp>_env.json, ratios PNG) and
@@ -168,7 +168,7 @@ def main(argv=None):
                     help="do not overwrite benchmarks/latest.md")
     args = ap.parse_args(argv)
     which = set(args.only.split(","))
-    from nnflow.env import environment
+    from nnflow.runtime import environment
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)

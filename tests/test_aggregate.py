@@ -1,4 +1,4 @@
-"""Tests for nnflow.aggregate.environment_table / environment_rst (the report's environment table)."""
+"""Tests for nnflow.report.tables.environment_table / environment_rst (the report's environment table)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from nnflow.aggregate import ENVIRONMENT_COLUMNS, environment_rst, environment_table
+from nnflow.report.tables import ENVIRONMENT_COLUMNS, environment_rst, environment_table
 
 ENV = {
     "nnflow": "0.1.0",

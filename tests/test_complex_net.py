@@ -1,9 +1,9 @@
-"""Tests for nnflow.complex_net (Blatt 10 Tutoraufgabe, Wirtinger backprop)."""
+"""Tests for nnflow.theory.complex_net (Blatt 10 Tutoraufgabe, Wirtinger backprop)."""
 
 import numpy as np
 import pytest
 
-from nnflow import complex_net as cn
+from nnflow.theory import complex_net as cn
 
 SIZES = (2, 5, 3, 2)
 
@@ -101,7 +101,7 @@ def test_training_reduces_cost():
 
 
 def test_plots_complex(tmp_path, setup):
-    from nnflow import plots_theory as pt
+    from nnflow.theory import figures as pt
 
     params, X, Y = setup
     rows = cn.gradient_check(params, X, Y)

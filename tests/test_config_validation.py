@@ -1,7 +1,7 @@
 """Bad configurations are rejected when the config is loaded, with one message naming the key.
 
 Python level: every case through the JSON schema (``snakemake.utils.validate``, as
-``common.smk`` does) or through :mod:`nnflow.runs`. Snakemake level: a representative
+``common.smk`` does) or through :mod:`nnflow.train.grid`. Snakemake level: a representative
 subset through ``snakemake -n`` with a bad ``--configfile``, including grid / search
 values, which only ``common.smk``'s ``_validate_run_params`` sees.
 """
@@ -21,8 +21,8 @@ import yaml
 from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
 
-from nnflow.experiments import take_first
-from nnflow.runs import expand_runs
+from nnflow.train.grid import expand_runs
+from nnflow.train.run import take_first
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -133,7 +133,7 @@ def test_schema_rejects(case):
         assert fragment in msg, f"{fragment!r} not in:\n{msg}"
 
 
-# ---------------------------------------------------------------------------------------- nnflow.runs
+# ---------------------------------------------------------------------------------------- nnflow.train.grid
 
 
 def _runs_error(cfg: dict) -> str:

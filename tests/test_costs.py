@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnflow import costs, layers
-from nnflow.gradcheck import eval_numerical_gradient, rel_error
+from nnflow.nn import costs, layers
+from nnflow.nn.gradcheck import eval_numerical_gradient, rel_error
 
 
 def _one_hot(labels, k):

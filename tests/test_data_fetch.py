@@ -22,7 +22,7 @@ from nnflow.data.fetch import (
     read_sha256sums,
 )
 from nnflow.data.synthetic import gzip_bytes, idx_bytes
-from nnflow.io import read_json
+from nnflow.files import read_json
 
 MNIST_FILES = sources.MNIST.filenames
 

@@ -12,11 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nnflow import costs, experiments, layers, network2
-from nnflow.experiments import Checkpoint, train_network2, train_run, train_solver
-from nnflow.io import atomic_write, load_npy, load_npz, save_npy, write_json
-from nnflow.model_io import load_model, save_model
-from nnflow.runs import canonical_json
+from nnflow.files import atomic_write, load_npy, load_npz, save_npy, write_json
+from nnflow.nn import costs, layers, network2
+from nnflow.nn.model_io import load_model, save_model
+from nnflow.train import run as experiments
+from nnflow.train.grid import canonical_json
+from nnflow.train.run import Checkpoint, train_network2, train_run, train_solver
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("metrics", "model", "model_meta", "run_info")
@@ -183,7 +184,7 @@ def test_network2_resumes_bit_for_bit(tmp_path, data, monkeypatch):
 
 
 def test_solver_resumes_bit_for_bit(tmp_path, data, monkeypatch):
-    from nnflow.solver import Solver
+    from nnflow.nn.solver import Solver
 
     spec = _spec("solver", SOLVER)
     ref = train_solver(spec, data, Checkpoint(None, spec))
@@ -258,7 +259,7 @@ def test_crash_mid_write_never_leaves_a_half_written_final_file(tmp_path):
     script = textwrap.dedent(f"""
         import os
         import numpy as np
-        from nnflow.io import atomic_write
+        from nnflow.files import atomic_write
         big = np.arange(4_000_000, dtype=np.float64)
         with atomic_write({str(target)!r}) as tmp:
             with open(tmp, "wb") as fh:
@@ -280,7 +281,7 @@ def test_sigkill_during_repeated_writes_leaves_a_complete_file(tmp_path):
     script = textwrap.dedent(f"""
         import sys
         import numpy as np
-        from nnflow.io import save_npy
+        from nnflow.files import save_npy
         for k in range(1, 1000):
             save_npy({str(target)!r}, np.full(2_000_000, float(k)))
             print(k, flush=True)
@@ -347,7 +348,7 @@ def test_sources_never_unpickle():
                 if not ok:
                     offenders.append(f"{path}:{node.lineno}: np.load without allow_pickle=False")
     assert offenders == []
-    assert np_loads >= 2  # the check looked at the real loaders (nnflow.io)
+    assert np_loads >= 2  # the check looked at the real loaders (nnflow.files)
 
 
 @pytest.mark.parametrize("trainer", ["network2", "solver"])

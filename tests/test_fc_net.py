@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnflow.fc_net import FullyConnectedNet
-from nnflow.gradcheck import eval_numerical_gradient, rel_error
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.gradcheck import eval_numerical_gradient, rel_error
 
 N, D, H1, H2, C = 4, 5, 6, 4, 3
 

@@ -1,7 +1,7 @@
-"""Tests for nnflow.figures: comparison figures, numbers and captions of the experiments.
+"""Tests for nnflow.report.figures: comparison figures, numbers and captions of the experiments.
 
 Synthetic runs are written in the real per-run format (wide metrics.csv + run.json) and
-turned into the experiment tables by nnflow.aggregate, so the figures are tested against
+turned into the experiment tables by nnflow.report.tables, so the figures are tested against
 the table format the workflow produces.
 """
 
@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnflow import figures as F
-from nnflow.aggregate import experiment_tables, write_frame
-from nnflow.io import write_json
+from nnflow.files import write_json
+from nnflow.report import figures as F
+from nnflow.report.tables import experiment_tables, write_frame
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "workflow" / "report"
@@ -592,7 +592,7 @@ def test_script_is_thin_and_lints():
     ruff = Path(sys.executable).with_name("ruff")
     if not ruff.exists():
         pytest.skip("ruff not installed")
-    files = [REPO / "src/nnflow/figures.py", script, Path(__file__)]
+    files = [REPO / "src/nnflow/report/figures.py", script, Path(__file__)]
     res = subprocess.run([ruff, "check", *map(str, files)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 

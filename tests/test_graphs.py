@@ -1,9 +1,9 @@
-"""Edge lists, generators and closed classes (nnflow.graphs)."""
+"""Edge lists, generators and closed classes (nnflow.pagerank.graphs)."""
 
 import numpy as np
 import pytest
 
-from nnflow import graphs
+from nnflow.pagerank import graphs
 
 MODEL = [[1, 2], [1, 3], [2, 4], [3, 1], [3, 2], [3, 5], [4, 5], [5, 6], [6, 4]]
 

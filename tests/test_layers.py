@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnflow import layers
-from nnflow.gradcheck import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
+from nnflow.nn import layers
+from nnflow.nn.gradcheck import eval_numerical_gradient, eval_numerical_gradient_array, rel_error
 
 TOL = 1e-7
 

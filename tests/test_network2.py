@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from nnflow import network2
-from nnflow.gradcheck import eval_numerical_gradient, rel_error
-from nnflow.network2 import CrossEntropyCost, Network, QuadraticCost
+from nnflow.nn import network2
+from nnflow.nn.gradcheck import eval_numerical_gradient, rel_error
+from nnflow.nn.network2 import CrossEntropyCost, Network, QuadraticCost
 
 SIZES = [6, 5, 4, 3]
 

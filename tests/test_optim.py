@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nnflow import optim
-from nnflow.gradcheck import rel_error
+from nnflow.nn import optim
+from nnflow.nn.gradcheck import rel_error
 
 N, D = 4, 5
 TOL = 1e-6

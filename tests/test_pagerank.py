@@ -1,4 +1,4 @@
-"""Hyperlink matrix, spectrum, plain iteration and PageRank (nnflow.pagerank)."""
+"""Hyperlink matrix, spectrum, plain iteration and PageRank (nnflow.pagerank.ranking)."""
 
 from pathlib import Path
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from nnflow import graphs
-from nnflow import pagerank as P
+from nnflow.pagerank import graphs
+from nnflow.pagerank import ranking as P
 
 MODEL = [[1, 2], [1, 3], [2, 4], [3, 1], [3, 2], [3, 5], [4, 5], [5, 6], [6, 4]]
 
@@ -266,7 +266,7 @@ def test_config_bad_pagerank_values_are_rejected(changes, match):
 
 
 def test_matrix_rst_table_uses_fractions():
-    from nnflow.plots_pagerank import fraction, matrix_rst_table
+    from nnflow.pagerank.figures import fraction, matrix_rst_table
 
     assert fraction(1 / 3) == "1/3" and fraction(1.0) == "1" and fraction(0.0) == "0"
     assert fraction(np.pi) == "3.14159"
@@ -275,7 +275,7 @@ def test_matrix_rst_table_uses_fractions():
 
 
 def test_figures_written_as_png_and_pdf(tmp_path, model):
-    from nnflow import plots_pagerank as plots
+    from nnflow.pagerank import figures as plots
 
     a = P.analyse_graph(model)
     plots.plot_eigenvalues(a["eigenvalues"], 1e-9, a["n_unit"], out=tmp_path / "eig")

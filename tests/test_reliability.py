@@ -27,8 +27,8 @@ import yaml
 
 from nnflow.data import sources
 from nnflow.data.fetch import FetchError, download
-from nnflow.io import load_npz
-from nnflow.runs import expand_runs
+from nnflow.files import load_npz
+from nnflow.train.grid import expand_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = Path(sys.executable).with_name("snakemake")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnflow.runs import canonical_json, expand_experiment, expand_runs, sample_candidate
+from nnflow.train.grid import canonical_json, expand_experiment, expand_runs, sample_candidate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -36,7 +36,7 @@ from slurm_cluster import PARTITION, cluster_or_skip
 from snakemake_output import job_stats
 
 from nnflow.data.synthetic import write_mirror
-from nnflow.runs import expand_runs
+from nnflow.train.grid import expand_runs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.slow]
 

@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from nnflow import network2
-from nnflow.fc_net import FullyConnectedNet
-from nnflow.model_io import load_model, save_model
-from nnflow.solver import Solver
+from nnflow.nn import network2
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.model_io import load_model, save_model
+from nnflow.nn.solver import Solver
 
 D, C = 12, 3
 

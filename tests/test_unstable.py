@@ -1,11 +1,11 @@
-"""Tests for nnflow.unstable (Blatt 10 Aufgabe 26 / Tutoraufgabe 6)."""
+"""Tests for nnflow.theory.unstable (Blatt 10 Aufgabe 26 / Tutoraufgabe 6)."""
 
 import math
 
 import numpy as np
 import pytest
 
-from nnflow import unstable as u
+from nnflow.theory import unstable as u
 
 
 def test_sigmoid_prime_matches_definition_and_is_stable():
@@ -110,7 +110,7 @@ def test_sheet_scenario_stats_and_growth():
 
 
 def test_plots_unstable(tmp_path):
-    from nnflow import plots_theory as pt
+    from nnflow.theory import figures as pt
 
     z = np.linspace(-10, 10, 401)
     fig = pt.plot_sigmoid_prime(z, u.sigmoid_prime(z), u.check_sigmoid_prime_bound(z), out=tmp_path / "sp")

@@ -23,7 +23,7 @@ import yaml
 from snakemake_output import job_stats
 
 from nnflow.data.synthetic import write_mirror
-from nnflow.runs import expand_runs
+from nnflow.train.grid import expand_runs
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -201,7 +201,7 @@ def test_editing_library_code_reruns_the_runs_that_use_it(copy_of, tmp_path):
     work, mirror = copy_of
     src = tmp_path / "src"
     shutil.copytree(ROOT / "src", src)
-    with open(src / "nnflow" / "network2.py", "a") as fh:
+    with open(src / "nnflow" / "nn" / "network2.py", "a") as fh:
         fh.write("\n# an edit\n")
     env_path = f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
     cmd = [

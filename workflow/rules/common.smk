@@ -9,7 +9,7 @@ from jsonschema import Draft202012Validator
 from snakemake.utils import validate
 
 import nnflow
-from nnflow.runs import canonical_json, expand_runs
+from nnflow.train.grid import canonical_json, expand_runs
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -53,14 +53,14 @@ NNFLOW_SOURCE = Path(nnflow.__file__).parent
 # runs and what aggregates them (Snakemake's own code trigger sees only scripts).
 CODE_MODULES = {
     "prepare": ["data/prepare", "data/formats", "data/sources"],
-    "network2": ["network2", "costs", "init", "layers", "experiments", "model_io"],
-    "solver": ["fc_net", "solver", "optim", "init", "layers", "experiments", "model_io"],
-    "tables": ["aggregate"],
-    "figures": ["figures", "plotting", "report", "aggregate"],
-    "pagerank": ["pagerank", "graphs"],
-    "pagerank_figures": ["plots_pagerank", "plotting", "report"],
-    "unstable_theory": ["unstable", "plots_theory", "plotting", "report"],
-    "complex_backprop": ["complex_net", "plots_theory", "plotting", "report"],
+    "network2": ["nn/network2", "nn/costs", "nn/initializers", "nn/layers", "train/run", "nn/model_io"],
+    "solver": ["nn/fc_net", "nn/solver", "nn/optim", "nn/initializers", "nn/layers", "train/run", "nn/model_io"],
+    "tables": ["report/tables"],
+    "figures": ["report/figures", "report/drawing", "report/captions", "report/tables"],
+    "pagerank": ["pagerank/ranking", "pagerank/graphs"],
+    "pagerank_figures": ["pagerank/figures", "report/drawing", "report/captions"],
+    "unstable_theory": ["theory/unstable", "theory/figures", "report/drawing", "report/captions"],
+    "complex_backprop": ["theory/complex_net", "theory/figures", "report/drawing", "report/captions"],
 }
 
 

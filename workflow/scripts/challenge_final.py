@@ -1,5 +1,5 @@
-from nnflow.experiments import train_final
-from nnflow.jobs import job
+from nnflow.train.run import train_final
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     train_final(

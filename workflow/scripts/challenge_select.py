@@ -1,5 +1,5 @@
-from nnflow.experiments import select_candidate
-from nnflow.jobs import job
+from nnflow.train.run import select_candidate
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     select_candidate(run_infos=list(smk.input.runs), out_path=smk.output.chosen)

@@ -2,11 +2,11 @@
 
 import json
 
-from nnflow import plots_theory as pt
-from nnflow.complex_net import run_complex_backprop
-from nnflow.io import write_csv, write_json
-from nnflow.jobs import job
-from nnflow.report import render_caption
+from nnflow.files import write_csv, write_json
+from nnflow.report.captions import render_caption
+from nnflow.theory import figures as pt
+from nnflow.theory.complex_net import run_complex_backprop
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     params = json.loads(smk.params.experiment)

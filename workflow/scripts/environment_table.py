@@ -1,6 +1,6 @@
-from nnflow.aggregate import environment_rst, environment_table, write_frame
-from nnflow.io import read_json, write_text
-from nnflow.jobs import job
+from nnflow.files import read_json, write_text
+from nnflow.report.tables import environment_rst, environment_table, write_frame
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     table = environment_table([read_json(path) for path in smk.input.run_infos])

@@ -1,5 +1,5 @@
-from nnflow.figures import experiment_figure
-from nnflow.jobs import job
+from nnflow.report.figures import experiment_figure
+from nnflow.workflow.jobs import job
 
 MAIN_INPUTS = ("metrics", "summary", "provenance", "template")
 

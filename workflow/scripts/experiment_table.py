@@ -1,5 +1,5 @@
-from nnflow.aggregate import experiment_tables, write_frame
-from nnflow.jobs import job
+from nnflow.report.tables import experiment_tables, write_frame
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     tidy, summary = experiment_tables(list(smk.input.metrics), list(smk.input.run_info))

@@ -1,7 +1,7 @@
 """Snakemake script of fetch_<dataset>: verified raw files into the download cache."""
 
 from nnflow.data import fetch
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     fetch(

@@ -1,5 +1,5 @@
-from nnflow.aggregate import concat_tables, write_frame
-from nnflow.jobs import job
+from nnflow.report.tables import concat_tables, write_frame
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     write_frame(smk.output.metrics, concat_tables(list(smk.input.metrics)))

@@ -1,6 +1,6 @@
 """Aufgabe 12 for one small graph: H, eigenvalues, plain iteration, PageRank -> CSV/JSON."""
 
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     import json
@@ -8,12 +8,12 @@ with job(snakemake) as smk:
 
     import numpy as np
 
-    from nnflow import graphs
-    from nnflow import pagerank as P
-    from nnflow.io import write_csv, write_json, write_text
-    from nnflow.plots_pagerank import matrix_rst_table
+    from nnflow.files import write_csv, write_json, write_text
+    from nnflow.pagerank import graphs
+    from nnflow.pagerank import ranking as P
+    from nnflow.pagerank.figures import matrix_rst_table
 
-    log = logging.getLogger("nnflow.pagerank")
+    log = logging.getLogger("nnflow.pagerank.ranking")
     spec = json.loads(smk.params.graph)
     name = smk.params.name
     if spec.get("file"):

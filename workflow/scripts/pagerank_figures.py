@@ -1,14 +1,14 @@
 """Figures and captions (with the measured numbers) of one small graph."""
 
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     import numpy as np
     import pandas as pd
 
-    from nnflow import plots_pagerank as plots
-    from nnflow.io import read_json
-    from nnflow.report import render_caption
+    from nnflow.files import read_json
+    from nnflow.pagerank import figures as plots
+    from nnflow.report.captions import render_caption
 
     s = read_json(smk.input.summary)
     table = open(smk.input.table, encoding="utf-8").read()

@@ -1,15 +1,15 @@
 """One scale case: generate (or read) a large graph, build H^T, run PageRank, time it."""
 
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     import json
     import logging
 
-    from nnflow import graphs
-    from nnflow import pagerank as P
-    from nnflow.env import environment
-    from nnflow.io import write_json
+    from nnflow.files import write_json
+    from nnflow.pagerank import graphs
+    from nnflow.pagerank import ranking as P
+    from nnflow.runtime import environment
 
     spec = json.loads(smk.params.spec)
     if spec["kind"] == "file":
@@ -37,5 +37,5 @@ with job(snakemake) as smk:
         make, alpha=smk.params.alpha, tol=smk.params.tol, max_iter=smk.params.max_iter
     )
     row.update(case=smk.wildcards.case, case_kind=spec["kind"], alpha=smk.params.alpha, tol=smk.params.tol)
-    logging.getLogger("nnflow.pagerank").info("%s", row)
+    logging.getLogger("nnflow.pagerank.ranking").info("%s", row)
     write_json(smk.output.json, {"row": row, "spec": spec, "environment": environment()})

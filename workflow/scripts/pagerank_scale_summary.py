@@ -1,11 +1,11 @@
 """Scale study table (CSV + rst), figure and caption."""
 
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
-    from nnflow import plots_pagerank as plots
-    from nnflow.io import read_json, write_csv
-    from nnflow.report import render_caption
+    from nnflow.files import read_json, write_csv
+    from nnflow.pagerank import figures as plots
+    from nnflow.report.captions import render_caption
 
     rows = [read_json(p)["row"] for p in smk.input.cases]
     cols = [

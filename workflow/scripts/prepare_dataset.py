@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from nnflow.data import prepare_dataset
-from nnflow.jobs import job
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     prepare_dataset(

@@ -1,5 +1,5 @@
-from nnflow.experiments import train_run
-from nnflow.jobs import job
+from nnflow.train.run import train_run
+from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     train_run(

@@ -36,7 +36,7 @@ from typing import Any
 
 from nnflow.data.formats import describe_garbage
 from nnflow.data.sources import SourceFile, get_source
-from nnflow.io import atomic_write, read_json, write_json
+from nnflow.files import atomic_write, read_json, write_json
 
 log = logging.getLogger("nnflow.data.fetch")
 

@@ -44,7 +44,7 @@ from nnflow.data.sources import (
     CIFAR_TRAIN_MEMBERS,
     get_source,
 )
-from nnflow.io import load_npy, read_json, save_npy, write_json
+from nnflow.files import load_npy, read_json, save_npy, write_json
 
 ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 MIRROR_NOTE = (

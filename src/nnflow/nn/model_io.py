@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nnflow.io import load_npz, read_json, save_npz, write_json
+from nnflow.files import load_npz, read_json, save_npz, write_json
 
 __all__ = ["save_model", "load_model", "model_paths"]
 

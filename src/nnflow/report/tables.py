@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from nnflow.io import atomic_write, read_json
+from nnflow.files import atomic_write, read_json
 
 ID_COLUMNS = ["experiment", "run_id", "seed", "status", "diverged_epoch"]
 

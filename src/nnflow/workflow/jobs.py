@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from nnflow.env import limit_threads
+from nnflow.runtime import limit_threads
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """One training run of the workflow, from its spec to its files.
 
-A run spec (see :mod:`nnflow.runs`) names a trainer (``network2`` for the
+A run spec (see :mod:`nnflow.train.grid`) names a trainer (``network2`` for the
 MNIST sheet's Nielsen-style runs, ``solver`` for the CS231n-style modular nets),
 a dataset, a seed and the parameters. :func:`train_run` loads the prepared
 data, trains, and writes
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from nnflow.env import environment
-from nnflow.io import load_npz, read_json, save_npz, write_csv, write_json
-from nnflow.model_io import save_model
+from nnflow.files import load_npz, read_json, save_npz, write_csv, write_json
+from nnflow.nn.model_io import save_model
+from nnflow.runtime import environment
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,7 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
 
     Returns ``(rows, params, status, model_meta)``.
     """
-    from nnflow import network2
+    from nnflow.nn import network2
 
     p = spec["params"]
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
@@ -201,7 +201,7 @@ LAYER_NORM_BATCH = 1000
 
 def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int):
     """The FullyConnectedNet a solver run's parameters describe."""
-    from nnflow.fc_net import FullyConnectedNet
+    from nnflow.nn.fc_net import FullyConnectedNet
 
     init = p.get("weight_init", "scale")
     if init != "scale" and init not in SOLVER_INIT:
@@ -230,7 +230,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     not record itself (the per-layer gradient norms of the unstable-gradient
     study) and end with a checkpoint. Returns ``(rows, params, status, meta, extra)``.
     """
-    from nnflow.solver import Solver
+    from nnflow.nn.solver import Solver
 
     p = spec["params"]
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))

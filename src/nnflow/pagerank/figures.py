@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from nnflow.plotting import save_figure as _save_figure  # noqa: E402
+from nnflow.report.drawing import save_figure as _save_figure  # noqa: E402
 
 __all__ = [
     "save_figure",
@@ -32,7 +32,7 @@ __all__ = [
 
 
 def save_figure(fig, out) -> list[Path]:
-    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.plotting`); close it."""
+    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.report.drawing`); close it."""
     paths = _save_figure(fig, out)
     plt.close(fig)
     return paths

@@ -36,9 +36,9 @@ import math
 
 import numpy as np
 
-from nnflow import init as _init
-from nnflow.costs import CrossEntropyCost, QuadraticCost, cost_name, get_cost
-from nnflow.layers import sigmoid as _stable_sigmoid
+from nnflow.nn import initializers as _init
+from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, cost_name, get_cost
+from nnflow.nn.layers import sigmoid as _stable_sigmoid
 
 __all__ = [
     "QuadraticCost",
@@ -561,8 +561,8 @@ class Network:
     # ------------------------------------------------------------------ persistence
 
     def save(self, filename):
-        """Save to ``<stem>.npz`` + ``<stem>.json`` (see :mod:`nnflow.model_io`)."""
-        from nnflow.model_io import save_model
+        """Save to ``<stem>.npz`` + ``<stem>.json`` (see :mod:`nnflow.nn.model_io`)."""
+        from nnflow.nn.model_io import save_model
 
         params = {}
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
@@ -575,7 +575,7 @@ class Network:
 
 def load(filename, seed=None, rng=None):
     """Load a :class:`Network` saved by :meth:`Network.save`."""
-    from nnflow.model_io import load_model
+    from nnflow.nn.model_io import load_model
 
     params, meta = load_model(filename)
     if meta.get("kind") != "nnflow.network2.Network":

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnflow import init as _init
-from nnflow import layers
-from nnflow.costs import CrossEntropyCost, QuadraticCost
-from nnflow.network2 import _expit
+from nnflow.nn import initializers as _init
+from nnflow.nn import layers
+from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
+from nnflow.nn.network2 import _expit
 
 __all__ = ["FullyConnectedNet", "ACTIVATIONS", "NORMALIZATIONS", "COSTS"]
 
@@ -37,7 +37,7 @@ class FullyConnectedNet:
     activation : "relu" (default), "sigmoid" or "tanh".
     weight_scale : float; W ~ weight_scale * N(0, 1), b = 0 (CS231n), used
         when ``init`` is None.
-    init : None or an initializer name of :mod:`nnflow.init` ("he",
+    init : None or an initializer name of :mod:`nnflow.nn.initializers` ("he",
         "xavier", "network2", "large", ...) overriding ``weight_scale``.
     reg : L2 strength (CS231n convention).
     dropout_keep_ratio : probability of keeping a hidden unit; 1 = no dropout.

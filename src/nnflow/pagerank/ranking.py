@@ -10,7 +10,7 @@ surfer's distribution evolves as ``pi^{k+1} = H^T pi^k``.
 
 Why it need not converge: every closed class (strongly connected, no exit) of
 period ``p`` gives ``H`` the eigenvalues ``e^{2 pi i k/p}``, ``k = 0..p-1``
-(:func:`nnflow.graphs.class_structure`). A start inside a class of period
+(:func:`nnflow.pagerank.graphs.class_structure`). A start inside a class of period
 ``p > 1`` (the sheet's ``pi^0 = e_6``) cycles with period ``p`` forever; two
 closed classes make the limit depend on the start; dangling pages leak mass.
 
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from nnflow.graphs import EdgeList
+from nnflow.pagerank.graphs import EdgeList
 
 try:  # y += A @ x without allocating (scipy's own kernel behind A @ x)
     from scipy.sparse._sparsetools import csr_matvec as _csr_matvec
@@ -475,7 +475,7 @@ def analyse_graph(
     from ``e_start`` and its detected ``period``, the PageRank ``result``,
     ``lambda2_G = |lambda_2(G)|`` and the residual bound check.
     """
-    from nnflow.graphs import class_structure
+    from nnflow.pagerank.graphs import class_structure
 
     alpha = _check_alpha(alpha)
     if graph.n > dense_max_pages:

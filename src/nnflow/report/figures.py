@@ -36,10 +36,10 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
-from nnflow.io import read_json, write_json  # noqa: E402
-from nnflow.plotting import save_figure  # noqa: E402
-from nnflow.report import render_caption  # noqa: E402
-from nnflow.runs import LABEL_SEPARATOR  # noqa: E402
+from nnflow.files import read_json, write_json  # noqa: E402
+from nnflow.report.captions import render_caption  # noqa: E402
+from nnflow.report.drawing import save_figure  # noqa: E402
+from nnflow.train.grid import LABEL_SEPARATOR  # noqa: E402
 
 __all__ = [
     "experiment_figure",

@@ -37,9 +37,9 @@ import time
 
 import numpy as np
 
-from nnflow import init as _init
-from nnflow import optim
-from nnflow.model_io import load_model, save_model
+from nnflow.nn import initializers as _init
+from nnflow.nn import optim
+from nnflow.nn.model_io import load_model, save_model
 
 __all__ = ["Solver", "SAMPLINGS"]
 
@@ -61,7 +61,7 @@ class Solver:
     ----------
     model : object with ``params`` and ``loss`` (see module docstring).
     data : dict with ``X_train`` (N, D), ``y_train`` (N,), ``X_val``, ``y_val``.
-    update_rule : name in :data:`nnflow.optim.UPDATE_RULES` or a callable.
+    update_rule : name in :data:`nnflow.nn.optim.UPDATE_RULES` or a callable.
     optim_config : hyperparameters given to the update rule (one copy per parameter).
     lr_decay : the learning rate is multiplied by it after each epoch.
     batch_size, num_epochs : int.

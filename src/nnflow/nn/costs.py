@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnflow.layers import sigmoid
+from nnflow.nn.layers import sigmoid
 
 __all__ = [
     "QuadraticCost",

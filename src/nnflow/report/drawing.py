@@ -15,7 +15,7 @@ import matplotlib
 matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
-from nnflow.io import atomic_write  # noqa: E402
+from nnflow.files import atomic_write  # noqa: E402
 
 
 def figure_paths(png_path: str | os.PathLike, pdf_path: str | os.PathLike | None = None) -> tuple[Path, Path]:

@@ -14,7 +14,7 @@ import string
 from collections.abc import Mapping
 from typing import Any
 
-from nnflow.io import write_text
+from nnflow.files import write_text
 
 
 def format_value(value: Any) -> str:
