@@ -22,7 +22,7 @@ from snakemake.utils import validate
 from snakemake_interface_common.exceptions import WorkflowError
 
 from nnflow.train.grid import expand_runs
-from nnflow.train.run import take_first
+from nnflow.train.trainers import take_first
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"

@@ -7,16 +7,10 @@ import gzip
 import numpy as np
 import pytest
 
-from nnflow.data import (
-    SplitSizeError,
-    fetch_dataset,
-    load_prepared,
-    prepare_dataset,
-    read_cifar_records,
-    read_idx,
-    read_tar_members,
-)
-from nnflow.data.prepare import ARRAYS, MIRROR_NOTE, pixel_stats
+from nnflow.data.fetch import fetch_dataset
+from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
+from nnflow.data.prepare import MIRROR_NOTE, SplitSizeError, pixel_stats, prepare_dataset
+from nnflow.data.prepared import ARRAYS, load_prepared
 from nnflow.data.sources import CIFAR_TEST_MEMBER, CIFAR_TRAIN_MEMBERS
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
-from nnflow.data import load_prepared
+from nnflow.data.prepared import load_prepared
 from nnflow.data.synthetic import write_mirror
 
 pytestmark = pytest.mark.workflow

@@ -15,9 +15,13 @@ import pytest
 from nnflow.files import atomic_write, load_npy, load_npz, save_npy, write_json
 from nnflow.nn import costs, layers, network2
 from nnflow.nn.model_io import load_model, save_model
-from nnflow.train import run as experiments
+from nnflow.train import checkpoint as checkpoint_module
+from nnflow.train import run as run_module
+from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.grid import canonical_json
-from nnflow.train.run import Checkpoint, train_network2, train_run, train_solver
+from nnflow.train.run import train_run
+from nnflow.train.trainers.network2 import train_network2
+from nnflow.train.trainers.solver import train_solver
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("metrics", "model", "model_meta", "run_info")
@@ -58,7 +62,7 @@ SOLVER = {"hidden_dims": [16, 12], "activation": "relu", "weight_init": "he", "n
 @pytest.fixture
 def data(monkeypatch, rng):
     d = _data(rng)
-    monkeypatch.setattr(experiments, "load_dataset", lambda data_dir: d)
+    monkeypatch.setattr(run_module, "load_dataset", lambda data_dir: d)
     return d
 
 
@@ -361,18 +365,18 @@ def test_kill_between_an_epochs_files_and_its_commit_resumes_from_the_previous_e
     train = train_network2 if trainer == "network2" else train_solver
     ref = train(spec, data, Checkpoint(None, spec))
 
-    original = experiments.write_json
+    original = checkpoint_module.write_json
 
     def write_json_dies_at_epoch_3(path, obj):
         if Path(path).name == "state.json" and obj.get("epoch") == 3:
             raise Interrupted
         original(path, obj)
 
-    monkeypatch.setattr(experiments, "write_json", write_json_dies_at_epoch_3)
+    monkeypatch.setattr(checkpoint_module, "write_json", write_json_dies_at_epoch_3)
     ckpt = Checkpoint(tmp_path / "ckpt", spec)
     with pytest.raises(Interrupted):
         train(spec, data, ckpt)
-    monkeypatch.setattr(experiments, "write_json", original)
+    monkeypatch.setattr(checkpoint_module, "write_json", original)
     left = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
     assert "state-000003.npz" in left
     assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["epoch"] == 2

@@ -11,7 +11,7 @@ rule experiment_table:
         metrics=f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv",
         summary=f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv",
     params:
-        code=code_hash("tables"),
+        code=code_hash("experiment_table.py"),
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
     wildcard_constraints:
@@ -43,7 +43,7 @@ for _experiment in plotted_experiments():
         params:
             experiment=_experiment,
             analysis=canonical_json(config["experiments"][_experiment].get("analysis", {})),
-            code=code_hash("figures"),
+            code=code_hash("experiment_figure.py"),
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
         script:
@@ -62,6 +62,8 @@ rule metrics_table:
             caption="../report/summary.rst",
             category="Tables",
         ),
+    params:
+        code=code_hash("metrics_table.py"),
     log:
         f"{RESULTS}/logs/metrics_table.log",
     script:
@@ -80,7 +82,7 @@ rule environment_table:
         ),
         caption=f"{RESULTS}/environment.rst",
     params:
-        code=code_hash("tables"),
+        code=code_hash("environment_table.py"),
     log:
         f"{RESULTS}/logs/environment_table.log",
     script:

@@ -1,6 +1,4 @@
 # Config validation, run expansion and the target list of `rule all`.
-import functools
-import hashlib
 import os
 from pathlib import Path
 
@@ -8,8 +6,9 @@ import yaml
 from jsonschema import Draft202012Validator
 from snakemake.utils import validate
 
-import nnflow
 from nnflow.train.grid import canonical_json, expand_runs
+from nnflow.train.trainers import trainer_module
+from nnflow.workflow.sourcehash import job_source_hash
 
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -46,32 +45,15 @@ DATA_DIR = config["data"]["prepared_dir"]
 PREPARED_FILES = ["X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "X_test.npy", "y_test.npy"]
 
 
-NNFLOW_SOURCE = Path(nnflow.__file__).parent
-
-# The package modules each kind of job computes with. Their source hash is a
-# param of the job, so editing e.g. network2.py reruns exactly the network2
-# runs and what aggregates them (Snakemake's own code trigger sees only scripts).
-CODE_MODULES = {
-    "prepare": ["data/prepare", "data/formats", "data/sources"],
-    "network2": ["nn/network2", "nn/costs", "nn/initializers", "nn/layers", "train/run", "nn/model_io"],
-    "solver": ["nn/fc_net", "nn/solver", "nn/optim", "nn/initializers", "nn/layers", "train/run", "nn/model_io"],
-    "tables": ["report/tables"],
-    "figures": ["report/figures", "report/drawing", "report/captions", "report/tables"],
-    "pagerank": ["pagerank/ranking", "pagerank/graphs"],
-    "pagerank_figures": ["pagerank/figures", "report/drawing", "report/captions"],
-    "unstable_theory": ["theory/unstable", "theory/figures", "report/drawing", "report/captions"],
-    "complex_backprop": ["theory/complex_net", "theory/figures", "report/drawing", "report/captions"],
-}
+# Each job's `code` param is the source hash of every nnflow module its script imports,
+# directly or transitively (nnflow.workflow.sourcehash reads the imports): editing any
+# module a job executes reruns exactly the jobs that execute it. Snakemake's own code
+# trigger sees only the script. A training run adds its trainer, which run.py loads by name.
+SCRIPTS_DIR = Path(workflow.current_basedir).parent / "scripts"
 
 
-@functools.cache
-def code_hash(kind):
-    """Short SHA-256 of the source of the modules in CODE_MODULES[kind]."""
-    digest = hashlib.sha256()
-    for module in sorted(CODE_MODULES[kind]):
-        digest.update(module.encode())
-        digest.update((NNFLOW_SOURCE / f"{module}.py").read_bytes())
-    return digest.hexdigest()[:16]
+def code_hash(script, *modules):
+    return job_source_hash(str(SCRIPTS_DIR / script), *modules)
 
 
 def data_mirror():

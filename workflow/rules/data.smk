@@ -60,7 +60,7 @@ rule prepare_dataset:
         provenance=f"{DATA_DIR}/{{dataset}}/provenance.json",
     params:
         settings=lambda wildcards: prepare_settings(wildcards.dataset),
-        code=code_hash("prepare"),
+        code=code_hash("prepare_dataset.py"),
     log:
         "results/logs/data/prepare_{dataset}.log",
     benchmark:

@@ -22,7 +22,7 @@ for _pr_name, _pr_spec in _pr_graphs().items():
             **{**_pr_data, "matrix": _pr_report(_pr_data["matrix"], _pr_figs["cap_matrix"], _pr_sub)},
         params:
             name=_pr_name,
-            code=code_hash("pagerank"),
+            code=code_hash("pagerank_analyse.py"),
             graph=canonical_json(_pr_spec),
             alpha=PR_CFG.get("alpha", 0.85),
             unit_tolerance=PR_CFG.get("unit_tolerance", 1e-9),
@@ -65,7 +65,7 @@ for _pr_name, _pr_spec in _pr_graphs().items():
             cap_ranking=_pr_figs["cap_ranking"],
         params:
             name=_pr_name,
-            code=code_hash("pagerank_figures"),
+            code=code_hash("pagerank_figures.py"),
         log:
             f"{RESULTS}/logs/pagerank/figures_{_pr_name}.log",
         threads: 1
@@ -82,7 +82,7 @@ rule pagerank_scale_case:
     output:
         json=f"{PR_DIR}/scale/cases/{{case}}.json",
     params:
-        code=code_hash("pagerank"),
+        code=code_hash("pagerank_scale.py"),
         spec=lambda wc: canonical_json(_pr_scale_specs()[wc.case]),
         alpha=PR_CFG.get("alpha", 0.85),
         tol=_pr_scale_cfg().get("tol", 1e-10),
@@ -114,7 +114,7 @@ rule pagerank_scale_summary:
         figure=_pr_report(f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/caption.rst", "12 scale"),
         figure_pdf=f"{PR_DIR}/scale/scale.pdf",
     params:
-        code=code_hash("pagerank_figures"),
+        code=code_hash("pagerank_scale_summary.py"),
     log:
         f"{RESULTS}/logs/pagerank/scale_summary.log",
     threads: 1

@@ -25,7 +25,7 @@ rule unstable_theory:
         ),
         lognormal_pdf=f"{UNSTABLE_DIR}/lognormal.pdf",
     params:
-        code=code_hash("unstable_theory"),
+        code=code_hash("unstable_theory.py"),
         theory=canonical_json(_unstable_theory_cfg() or {}),
     log:
         f"{RESULTS}/logs/theory/unstable_theory.log",
@@ -54,7 +54,7 @@ rule complex_backprop:
         ),
         training_pdf=f"{COMPLEX_DIR}/training.pdf",
     params:
-        code=code_hash("complex_backprop"),
+        code=code_hash("complex_backprop.py"),
         experiment=canonical_json(
             {k: v for k, v in (_complex_backprop_cfg() or {}).items() if k != "enabled"}
         ),

@@ -16,7 +16,7 @@ rule train_network2:
         spec=run_spec,
         data_dir=lambda wc, input: os.path.dirname(input[0]),
         checkpoint=f"{CHECKPOINTS}/{{experiment}}/{{run}}",
-        code=lambda wc: code_hash(run_of(wc).trainer),
+        code=lambda wc: code_hash("train_run.py", trainer_module(run_of(wc).trainer)),
     log:
         f"{RESULTS}/logs/runs/{{experiment}}/{{run}}.log",
     benchmark:
@@ -45,6 +45,8 @@ rule challenge_select:
         runs=challenge_candidates,
     output:
         chosen=f"{CHALLENGE}/chosen.json",
+    params:
+        code=code_hash("challenge_select.py"),
     log:
         f"{RESULTS}/logs/experiments/cifar_challenge/select.log",
     script:
@@ -64,7 +66,7 @@ rule challenge_final:
         final=lambda wc: canonical_json(config["experiments"]["cifar_challenge"].get("final", {})),
         data_dir=lambda wc, input: os.path.dirname(input.data[0]),
         checkpoint=f"{CHECKPOINTS}/cifar_challenge/final",
-        code=code_hash("solver"),
+        code=code_hash("challenge_final.py"),
     log:
         f"{RESULTS}/logs/experiments/cifar_challenge/final.log",
     benchmark:

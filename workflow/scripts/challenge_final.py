@@ -1,4 +1,4 @@
-from nnflow.train.run import train_final
+from nnflow.train.challenge import train_final
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:

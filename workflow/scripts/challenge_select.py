@@ -1,4 +1,4 @@
-from nnflow.train.run import select_candidate
+from nnflow.train.search import select_candidate
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:

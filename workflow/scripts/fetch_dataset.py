@@ -1,6 +1,6 @@
 """Snakemake script of fetch_<dataset>: verified raw files into the download cache."""
 
-from nnflow.data import fetch
+from nnflow.data.fetch import fetch
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:

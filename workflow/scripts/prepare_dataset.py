@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from nnflow.data import prepare_dataset
+from nnflow.data.prepare import prepare_dataset
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:

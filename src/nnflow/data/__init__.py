@@ -4,50 +4,9 @@
 - :mod:`.fetch`: download cache -> local mirror -> URLs, all verified
 - :mod:`.formats`: parsers of IDX, CIFAR-10 binary records and tar.gz (NumPy, no pickle)
 - :mod:`.prepare`: the Nielsen / CS231n splits as ``.npy`` + ``provenance.json``
+- :mod:`.prepared`: the prepared arrays' names and their loader (what training reads)
 - :mod:`.synthetic`: tiny fake mirrors for tests (never real data)
+
+Import from the sub-modules: this package file imports nothing, so that a job's
+source hash (:mod:`nnflow.workflow.sourcehash`) holds only the modules it runs.
 """
-
-from nnflow.data.fetch import (
-    ChecksumError,
-    FetchError,
-    FetchOptions,
-    MirrorError,
-    fetch,
-    fetch_dataset,
-)
-from nnflow.data.formats import (
-    DataFormatError,
-    read_cifar_records,
-    read_idx,
-    read_tar_members,
-)
-from nnflow.data.prepare import (
-    ARRAYS,
-    SplitSizeError,
-    load_prepared,
-    prepare_cifar10,
-    prepare_dataset,
-    prepare_mnist,
-)
-from nnflow.data.sources import DATASETS, get_source
-
-__all__ = [
-    "ARRAYS",
-    "DATASETS",
-    "ChecksumError",
-    "DataFormatError",
-    "FetchError",
-    "FetchOptions",
-    "MirrorError",
-    "SplitSizeError",
-    "fetch",
-    "fetch_dataset",
-    "get_source",
-    "load_prepared",
-    "prepare_cifar10",
-    "prepare_dataset",
-    "prepare_mnist",
-    "read_cifar_records",
-    "read_idx",
-    "read_tar_members",
-]

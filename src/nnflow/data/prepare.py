@@ -36,6 +36,7 @@ import numpy as np
 import nnflow
 from nnflow.data.fetch import RECORD_NAME
 from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
+from nnflow.data.prepared import ARRAYS
 from nnflow.data.sources import (
     CIFAR_BATCH_BYTES,
     CIFAR_META_MAX_BYTES,
@@ -44,9 +45,8 @@ from nnflow.data.sources import (
     CIFAR_TRAIN_MEMBERS,
     get_source,
 )
-from nnflow.files import load_npy, read_json, save_npy, write_json
+from nnflow.files import read_json, save_npy, write_json
 
-ARRAYS = ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test")
 MIRROR_NOTE = (
     "JPEG-recompressed mirror: accuracies are close to, not equal to, those on the original data"
 )
@@ -325,11 +325,3 @@ def prepare_dataset(
         raise ValueError(f"data.{dataset}: unknown setting(s) {', '.join(unknown)}")
     fn = prepare_mnist if dataset == "mnist" else prepare_cifar10
     return fn(download_dir, out_dir, **{**allowed, **settings})
-
-
-def load_prepared(directory: str | os.PathLike, mmap: bool = True) -> dict[str, Any]:
-    """The six arrays (memory-mapped by default) and ``provenance`` of a prepared dataset."""
-    directory = Path(directory)
-    out: dict[str, Any] = {name: load_npy(directory / f"{name}.npy", mmap=mmap) for name in ARRAYS}
-    out["provenance"] = read_json(directory / "provenance.json")
-    return out

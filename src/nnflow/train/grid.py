@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-TRAINERS = ("network2", "solver")
+from nnflow.train.trainers import TRAINERS
+
 # Not a comma: cluster executors pass wildcards to the remote Snakemake as a
 # comma-separated list, which Snakemake 9 splits at every comma.
 LABEL_SEPARATOR = "+"

@@ -1,0 +1,41 @@
+"""The accuracy challenge's final run: retrain the chosen candidate, test it once."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from nnflow.files import read_json, write_json
+from nnflow.train.checkpoint import Checkpoint
+from nnflow.train.run import load_dataset, parse_spec, write_run_outputs
+from nnflow.train.trainers.solver import train_solver
+
+
+def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], data_dir: str | os.PathLike,
+                outputs: dict[str, str], checkpoint_dir: str | os.PathLike | None = None,
+                threads: int = 1) -> dict[str, Any]:
+    """Retrain the chosen candidate with the final budget and evaluate it once on the test set."""
+    chosen = read_json(chosen_path)
+    final = parse_spec(final)
+    spec = dict(chosen["spec"])
+    spec["params"] = {**chosen["params"], **final}
+    spec["run_id"] = f"{spec['experiment']}/final"
+    spec["chosen_candidate"] = chosen["run_id"]
+    data = load_dataset(data_dir)
+    checkpoint = Checkpoint(checkpoint_dir, spec)
+    started = time.perf_counter()
+    rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True)
+    seconds = time.perf_counter() - started
+    info = write_run_outputs(spec, rows, params, status, meta, extra, outputs,
+                             data["provenance"], threads, seconds)
+    write_json(outputs["test"], {
+        "run_id": chosen["run_id"],
+        "params": spec["params"],
+        "test_accuracy": extra.get("test_accuracy"),
+        "val_accuracy": rows[-1]["val_accuracy"] if rows else None,
+        "num_test": extra.get("num_test"),
+        "status": status["status"],
+    })
+    checkpoint.remove()
+    return info

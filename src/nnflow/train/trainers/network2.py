@@ -1,0 +1,89 @@
+"""The ``network2`` trainer: Nielsen's experiment with :class:`nnflow.nn.network2.Network`."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from nnflow.nn import network2
+from nnflow.train.checkpoint import Checkpoint, rng_state, set_rng_state
+from nnflow.train.trainers import Trained, take_first
+
+log = logging.getLogger(__name__)
+
+NETWORK2_INIT = {"default": "default_weight_initializer", "large": "large_weight_initializer"}
+
+
+def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpoint):
+    """Nielsen's experiment: SGD on the training set, monitored on the test set.
+
+    Returns a :class:`~nnflow.train.trainers.Trained`.
+    """
+    p = spec["params"]
+    X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
+    X_test, y_test = np.ascontiguousarray(data["X_test"]), np.ascontiguousarray(data["y_test"])
+    net = network2.Network(p["sizes"], cost=p["cost"], seed=spec["seed"], dtype=X.dtype)
+    init = p.get("weight_init", "default")
+    if init not in NETWORK2_INIT:
+        raise ValueError(f"weight_init={init!r} unknown for network2 (allowed: {sorted(NETWORK2_INIT)})")
+    getattr(net, NETWORK2_INIT[init])()
+
+    rows: list[dict[str, Any]] = []
+    epoch_seconds: list[float] = []
+    start_epoch = 0
+    resumed = checkpoint.load()
+    if resumed is not None:
+        arrays, meta = resumed
+        n_layers = len(p["sizes"]) - 1
+        net.weights = [arrays[f"w{i}"] for i in range(n_layers)]
+        net.biases = [arrays[f"b{i}"] for i in range(n_layers)]
+        set_rng_state(net.rng, meta["rng"])
+        rows, epoch_seconds, start_epoch = meta["rows"], meta["epoch_seconds"], meta["epoch"]
+
+    n_train, n_test = X.shape[0], X_test.shape[0]
+    clock = [time.perf_counter()]
+
+    def after_epoch(j: int, network: Any, record: dict[str, Any]) -> None:
+        now = time.perf_counter()
+        rows.append({
+            "epoch": start_epoch + j + 1,
+            "train_cost": record.get("training_cost"),
+            "train_accuracy": record.get("training_accuracy", 0) / n_train,
+            "test_cost": record.get("evaluation_cost"),
+            "test_accuracy": record.get("evaluation_accuracy", 0) / n_test,
+        })
+        epoch_seconds.append(now - clock[0])
+        log.info("epoch %d (%.2f s): %s", start_epoch + j + 1, epoch_seconds[-1], rows[-1])
+        arrays = {f"w{i}": w for i, w in enumerate(network.weights)}
+        arrays.update({f"b{i}": b for i, b in enumerate(network.biases)})
+        checkpoint.save(arrays, {"epoch": start_epoch + j + 1, "rows": rows,
+                                 "epoch_seconds": epoch_seconds, "rng": rng_state(network.rng)})
+        clock[0] = time.perf_counter()
+
+    net.SGD(
+        (X, y),
+        p["epochs"] - start_epoch,
+        p["mini_batch_size"],
+        p["eta"],
+        lmbda=p.get("lmbda", 0.0),
+        evaluation_data=(X_test, y_test),
+        monitor_evaluation_cost=True,
+        monitor_evaluation_accuracy=True,
+        monitor_training_cost=True,
+        monitor_training_accuracy=True,
+        callback=after_epoch,
+    )
+    status = dict(net.status)
+    status["epochs_completed"] = start_epoch + status["epochs_completed"]
+    if status.get("diverged_epoch") is not None:
+        status["diverged_epoch"] = start_epoch + status["diverged_epoch"] + 1
+    params = {f"w{i}": w for i, w in enumerate(net.weights)}
+    params.update({f"b{i}": b for i, b in enumerate(net.biases)})
+    model_meta = {"kind": "nnflow.network2.Network", "sizes": p["sizes"], "cost": p["cost"]}
+    return Trained(rows, params, status, model_meta, {"epoch_seconds": epoch_seconds})
+
+
+train = train_network2

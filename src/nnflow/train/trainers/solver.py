@@ -1,0 +1,166 @@
+"""The ``solver`` trainer: a :class:`~nnflow.nn.fc_net.FullyConnectedNet` trained by the Solver."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.solver import Solver
+from nnflow.train.checkpoint import Checkpoint
+from nnflow.train.trainers import Trained, take_first
+
+SOLVER_INIT = {"he", "xavier", "network2_default", "large"}
+LAYER_NORM_BATCH = 1000
+
+
+def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int):
+    """The FullyConnectedNet a solver run's parameters describe."""
+    init = p.get("weight_init", "scale")
+    if init != "scale" and init not in SOLVER_INIT:
+        raise ValueError(f"weight_init={init!r} unknown (allowed: scale, {', '.join(sorted(SOLVER_INIT))})")
+    normalization = p.get("normalization", "none")
+    return FullyConnectedNet(
+        p["hidden_dims"],
+        input_dim=input_dim,
+        num_classes=10,
+        activation=p.get("activation", "relu"),
+        weight_scale=p.get("weight_scale", 1e-2),
+        init=None if init == "scale" else {"network2_default": "network2"}.get(init, init),
+        reg=p.get("reg", 0.0),
+        dropout_keep_ratio=p.get("dropout_keep_ratio", 1.0),
+        normalization=None if normalization == "none" else normalization,
+        dtype=dtype,
+        seed=seed,
+    )
+
+
+def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpoint,
+                 evaluate_test: bool = False):
+    """A FullyConnectedNet trained by the Solver, one epoch at a time.
+
+    Training goes epoch by epoch so that each epoch can add what the Solver does
+    not record itself (the per-layer gradient norms of the unstable-gradient
+    study) and end with a checkpoint. Returns a :class:`~nnflow.train.trainers.Trained`.
+    """
+    p = spec["params"]
+    X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
+    model = build_model(p, X.shape[1], X.dtype, spec["seed"])
+    track = bool(p.get("track_layer_gradients", False))
+    if track and (model.use_dropout or model.normalization):
+        raise ValueError("track_layer_gradients needs a net without dropout and batchnorm "
+                         "(measuring would change their random state and running statistics)")
+    solver = Solver(
+        model,
+        {"X_train": X, "y_train": y,
+         "X_val": np.ascontiguousarray(data["X_val"]), "y_val": np.ascontiguousarray(data["y_val"])},
+        update_rule=p.get("update_rule", "sgd"),
+        optim_config={"learning_rate": p.get("learning_rate", 1e-2)},
+        lr_decay=p.get("lr_decay", 1.0),
+        batch_size=p.get("batch_size", 100),
+        num_epochs=0,
+        sampling=p.get("sampling", "epoch_shuffle"),
+        num_train_samples=p.get("num_train_samples", 1000),
+        verbose=False,
+        seed=spec["seed"],
+    )
+    # A fixed batch (the first examples, as in Nielsen's chapter 5) for the gradient norms.
+    probe = (X[:LAYER_NORM_BATCH], y[:LAYER_NORM_BATCH])
+    extras: list[dict[str, Any]] = []  # per epoch: iteration at its end, gradient norms
+    resumed = checkpoint.load()
+    if resumed is not None:
+        solver.resume(checkpoint.path(resumed[1]["solver"]))
+        extras = resumed[1]["extras"]
+    if not extras:
+        extras = [{"epoch": 0, "iteration": 0,
+                   **(_layer_norms(model, *probe) if track else {})}]
+
+    for epoch in range(solver.epoch + 1, p["num_epochs"] + 1):
+        before = _weights(model) if track else None
+        solver.num_epochs = epoch
+        solver.train()
+        if solver.status == "diverged":
+            break
+        extras.append({"epoch": epoch, "iteration": solver.iteration,
+                       **(_layer_norms(model, *probe) if track else {}),
+                       **(_relative_updates(before, _weights(model)) if track else {})})
+        stem = checkpoint.path(f"solver-{epoch:06d}")
+        if stem is not None:
+            npz, js = solver.save_checkpoint(stem)
+            checkpoint.save({}, {"epoch": epoch, "extras": extras, "solver": stem.name},
+                            files=(npz.name, js.name))
+
+    rows = _solver_rows(solver, extras)
+    status = {
+        "status": "diverged" if solver.status == "diverged" else "completed",
+        "diverged_epoch": solver.diverged_epoch,
+        "epochs_completed": solver.epoch,
+    }
+    bounds = [e["iteration"] for e in extras]
+    iterations = [
+        {"iteration": i + 1, "epoch": 1 + sum(i >= b for b in bounds[1:]), "loss": loss}
+        for i, loss in enumerate(solver.loss_history)
+    ]
+    extra = {
+        "iterations": iterations,
+        "epoch_seconds": solver.epoch_time_history[1:],
+        "best_val_accuracy": solver.best_val_acc,
+        "best_epoch": solver.best_epoch,
+    }
+    if evaluate_test:
+        X_test, y_test = np.asarray(data["X_test"]), np.asarray(data["y_test"])
+        extra["test_accuracy"] = float(np.mean(model.predict(X_test) == y_test))
+        extra["num_test"] = int(X_test.shape[0])
+    meta = {"kind": "nnflow.fc_net.FullyConnectedNet", "dims": model.dims,
+            "activation": model.activation, "normalization": model.normalization}
+    params = {k: v for k, v in model.params.items()}
+    params.update({f"best_{k}": v for k, v in solver.best_params.items()})
+    params.update({f"state_{k}": v for k, v in model.get_state().items()})
+    return Trained(rows, params, status, meta, extra)
+
+
+def _weights(model: Any) -> list[np.ndarray]:
+    return [model.params[f"W{i}"].copy() for i in range(1, model.num_layers + 1)]
+
+
+def _relative_updates(before: list[np.ndarray], after: list[np.ndarray]) -> dict[str, float]:
+    """How far each layer's weights moved in an epoch: ``||W(e) - W(e-1)|| / ||W(e-1)||``.
+
+    The gradient norm says how strongly a layer is pushed; this says how much it
+    actually learned, which is what an adaptive rule such as Adam equalises.
+    """
+    return {
+        f"update_norm_layer{i}": float(np.linalg.norm(a - b) / np.linalg.norm(b))
+        for i, (b, a) in enumerate(zip(before, after, strict=True), start=1)
+    }
+
+
+def _layer_norms(model: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    norms = model.layer_gradient_norms(X, y)
+    return {f"grad_norm_layer{i}": float(v) for i, v in enumerate(norms, start=1)}
+
+
+def _solver_rows(solver: Any, extras: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for e in extras:
+        k = e["epoch"]
+        if k >= len(solver.train_acc_history):
+            break
+        start = extras[k - 1]["iteration"] if k > 0 else 0
+        losses = solver.loss_history[start:e["iteration"]]
+        row = {
+            "epoch": k,
+            "learning_rate": solver.lr_history[k],
+            "train_loss": float(np.mean(losses)) if losses else None,
+            "train_accuracy": solver.train_acc_history[k],
+            "val_accuracy": solver.val_acc_history[k],
+            "train_cost": solver.train_cost_history[k] if solver.train_cost_history else None,
+            "val_cost": solver.val_cost_history[k] if solver.val_cost_history else None,
+        }
+        row.update({key: v for key, v in e.items() if key.startswith(("grad_norm", "update_norm"))})
+        rows.append(row)
+    return rows
+
+
+train = train_solver
