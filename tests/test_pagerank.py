@@ -266,7 +266,7 @@ def test_config_bad_pagerank_values_are_rejected(changes, match):
 
 
 def test_matrix_rst_table_uses_fractions():
-    from nnflow.pagerank.figures import fraction, matrix_rst_table
+    from nnflow.pagerank.analysis import fraction, matrix_rst_table
 
     assert fraction(1 / 3) == "1/3" and fraction(1.0) == "1" and fraction(0.0) == "0"
     assert fraction(np.pi) == "3.14159"

@@ -220,6 +220,8 @@ SOLVER_AND_NETWORK2 = {"train_network2", "train_solver", "challenge_final"}
     ("report/tables.py", {"experiment_table", "metrics_table", "environment_table"}),
     ("theory/unstable.py", {"unstable_theory"}),
     ("pagerank/graphs.py", {"pagerank_analyse", "pagerank_scale_case"}),
+    ("pagerank/figures.py", {"pagerank_figures", "pagerank_scale_summary"}),
+    ("theory/figures.py", {"unstable_theory", "complex_backprop"}),
 ])
 def test_editing_a_module_reruns_exactly_the_jobs_that_import_it(smoke, tmp_path, module, expected):
     """A job's `code` param hashes every nnflow module it imports, directly or transitively:

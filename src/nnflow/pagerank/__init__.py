@@ -2,5 +2,7 @@
 
 - :mod:`.graphs`: edge lists (literal or files), generators, closed classes
 - :mod:`.ranking`: hyperlink matrix, eigenvalues, plain iteration, Google matrix, power iteration
-- :mod:`.figures`: figures and tables of the analysis
+- :mod:`.analysis`: the computing jobs (graph spec -> CSV/JSON)
+- :mod:`.figures`: the plots
+- :mod:`.report`: the report jobs (analysis files -> figures and captions)
 """

@@ -2,13 +2,11 @@
 
 Every plot function takes already-computed numbers, returns the matplotlib
 Figure and, if ``out`` is given, writes ``<out>.png`` and ``<out>.pdf``
-atomically. :func:`matrix_rst_table` renders H as a reStructuredText table with
-exact fractions for the report.
+atomically.
 """
 
 from __future__ import annotations
 
-from fractions import Fraction
 from pathlib import Path
 
 import matplotlib
@@ -21,8 +19,6 @@ from nnflow.report.drawing import save_figure as _save_figure  # noqa: E402
 
 __all__ = [
     "save_figure",
-    "fraction",
-    "matrix_rst_table",
     "plot_eigenvalues",
     "plot_iteration",
     "plot_convergence",
@@ -42,31 +38,6 @@ def _finish(fig, out):
     if out is not None:
         save_figure(fig, out)
     return fig
-
-
-def fraction(x: float, max_denominator: int = 1000) -> str:
-    """``0.333.. -> '1/3'`` when a small fraction matches to 1e-12, else ``'%.6g'``."""
-    f = Fraction(float(x)).limit_denominator(max_denominator)
-    if abs(float(f) - x) > 1e-12:
-        return f"{x:.6g}"
-    return str(f.numerator) if f.denominator == 1 else f"{f.numerator}/{f.denominator}"
-
-
-def matrix_rst_table(h: np.ndarray, labels, corner: str = "H") -> str:
-    """reStructuredText grid table of ``h`` with row/column labels (``S_i``)."""
-    head = [corner] + [f"S{lab}" for lab in labels]
-    rows = [[f"S{lab}"] + [fraction(v) for v in row] for lab, row in zip(labels, h, strict=True)]
-    width = max(len(c) for r in [head, *rows] for c in r)
-    sep = "+" + "+".join("-" * (width + 2) for _ in head) + "+"
-    hsep = sep.replace("-", "=")
-
-    def line(cells):
-        return "|" + "|".join(f" {c:>{width}} " for c in cells) + "|"
-
-    out = [sep, line(head), hsep]
-    for r in rows:
-        out += [line(r), sep]
-    return "\n".join(out) + "\n"
 
 
 def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str = "", out=None):

@@ -1,0 +1,128 @@
+"""The theory stage's jobs: from the config section to the files each rule writes.
+
+Each function is the whole body of one workflow script (``workflow/scripts/*.py``):
+``outputs`` are the rule's named files (Snakemake's ``output`` or any object with
+those attributes), ``template`` the caption template.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from nnflow.files import write_csv, write_json
+from nnflow.report.captions import render_caption
+from nnflow.theory import figures
+from nnflow.theory.complex_net import run_complex_backprop
+from nnflow.theory.unstable import run_unstable_theory
+
+
+def unstable_theory_job(theory: str | Mapping[str, Any], template: str, outputs: Any) -> dict[str, Any]:
+    """Aufgabe 26 (a)-(c): numbers, table, figures and caption; returns the numbers."""
+    params = json.loads(theory) if isinstance(theory, str) else dict(theory)
+    res = run_unstable_theory(params)
+    sp, iv, ch, gr, mc = (res[k] for k in ("sigma_prime", "interval", "chains", "growth", "mc_check"))
+
+    figures.plot_sigmoid_prime(sp["z_plot"], sp["sigma_prime_plot"], sp, out=outputs.sigmoid_prime)
+    figures.plot_interval_length(
+        iv["w_plot"], iv["length_plot"], iv["argmax_w"], iv["max_length"], out=outputs.interval
+    )
+    figures.plot_lognormal(gr, ch["mu"], ch["s2"], out=outputs.lognormal)
+
+    columns = list(gr)
+    rows = [{k: gr[k][i] for k in columns} for i in range(len(gr["n"]))]
+    write_csv(outputs.table, rows, columns)
+    numbers = {
+        "params": params,
+        "sigma_prime": {k: v for k, v in sp.items() if not k.endswith("_plot")},
+        "interval": {k: v for k, v in iv.items() if not k.endswith("_plot")},
+        "chains": ch,
+        "mc_check": mc,
+        "lognormal_table": rows,
+    }
+    write_json(outputs.numbers, numbers)
+
+    last = len(gr["n"]) - 1
+    render_caption(
+        template,
+        {
+            "sp_max": sp["max"],
+            "sp_argmax": sp["argmax"],
+            "sp_min": sp["min"],
+            "z_max": sp["z_max"],
+            "n_points": sp["n_points"],
+            "w_star": iv["argmax_w"],
+            "L_star": iv["max_length"],
+            "bf_max_diff": max(r["abs_diff"] for r in iv["brute_force"]),
+            "bf_da": params["brute_force_da"],
+            "p_w_ge_4": iv["p_abs_w_ge_4"],
+            "mu": ch["mu"],
+            "s2": ch["s2"],
+            "frac_q_ge_1": ch["frac_q_ge_1"],
+            "depth": ch["depth"],
+            "n_chains": ch["n_chains"],
+            "growth_rate": ch["mu"] + ch["s2"] / 2,
+            "n_last": int(gr["n"][last]),
+            "mean_last": gr["mean_formula"][last],
+            "median_last": gr["median_formula"][last],
+            "cv_last": gr["cv_formula"][last],
+            "chk_mu": mc["mu"],
+            "chk_s2": mc["s2"],
+            "chk_n": mc["n"],
+            "chk_samples": mc["n_samples"],
+            "chk_mean_f": mc["mean_formula"],
+            "chk_mean_mc": mc["mean_mc"],
+            "chk_z_mean": mc["z_mean"],
+            "chk_var_f": mc["var_formula"],
+            "chk_var_mc": mc["var_mc"],
+            "chk_z_var": mc["z_var"],
+        },
+        outputs.caption,
+    )
+    return numbers
+
+
+def complex_backprop_job(experiment: str | Mapping[str, Any], template: str, outputs: Any) -> dict[str, Any]:
+    """Gradient check and training of a complex-valued net; returns the summary numbers."""
+    params = json.loads(experiment) if isinstance(experiment, str) else dict(experiment)
+    tol = params.pop("gradcheck_tolerance")
+    res = run_complex_backprop(params)
+    s, tr, rows = res["summary"], res["training"], res["gradcheck"]
+    if s["gradcheck_max_rel_error"] > tol:
+        raise RuntimeError(
+            f"gradient check failed: max relative error {s['gradcheck_max_rel_error']:.3g} > {tol}"
+        )
+
+    write_csv(outputs.gradcheck, rows, list(rows[0]))
+    write_csv(
+        outputs.training,
+        [{k: tr[k][i] for k in tr} for i in range(len(tr["iteration"]))],
+        list(tr),
+    )
+    write_json(outputs.numbers, {"params": {**params, "gradcheck_tolerance": tol}, **s})
+    figures.plot_complex_gradcheck(rows, threshold=tol, out=outputs.gradcheck_png)
+    figures.plot_complex_training(
+        tr["iteration"], tr["cost"], tr["min_pole_distance"], out=outputs.training_png
+    )
+    render_caption(
+        template,
+        {
+            **s,
+            "tolerance": tol,
+            "n_arrays": len(rows),
+            "sizes": "-".join(str(n) for n in params["sizes"]),
+            "gc_sizes": "-".join(str(n) for n in params["gradcheck_sizes"]),
+            "coeffs": "{} + {}·x₁ + {}·x₁x₂".format(*params["target_coeffs"]),
+            "input_radius": params["input_radius"],
+            "n_samples": params["n_samples"],
+            "gc_samples": params["gradcheck_samples"],
+            "h": params["gradcheck_h"],
+            "eta": params["eta"],
+            "n_iter": params["n_iter"],
+            "init_scale": params["init_scale"],
+            "drop_percent": 100 * (1 - s["cost_ratio"]),
+        },
+        outputs.caption,
+    )
+    return s
