@@ -42,7 +42,7 @@ for _experiment in plotted_experiments():
             numbers=f"{_out}/numbers.json",
         params:
             experiment=_experiment,
-            analysis=canonical_json(config["experiments"][_experiment].get("analysis", {})),
+            analysis=canonical_json(config["experiments"][_experiment]["analysis"]),
             code=code_hash("experiment_figure.py"),
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",

@@ -1,40 +1,26 @@
-# Config validation, run expansion and the target list of `rule all`.
+# Input functions and targets. The configuration is resolved in the package
+# (nnflow.workflow.config): Snakemake validates it against the schema, which fills in
+# every default, and the runs' own parameters are checked against the same schema.
 import os
 from pathlib import Path
 
-import yaml
-from jsonschema import Draft202012Validator
 from snakemake.utils import validate
 
-from nnflow.train.grid import canonical_json, expand_runs
+from nnflow.data.fetch import FetchOptions
+from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
+from nnflow.data.sources import DATASETS as DATA_SOURCES
+from nnflow.pagerank.cases import case_mem_mb, scale_cases
+from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
+from nnflow.workflow.config import ConfigError, load_schema, resolve_runs
 from nnflow.workflow.sourcehash import job_source_hash
 
-
-validate(config, schema="../schemas/config.schema.yaml")
-
-SCHEMA_PATH = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-if not SCHEMA_PATH.exists():  # Snakefile inside workflow/
-    SCHEMA_PATH = Path(workflow.basedir) / "schemas" / "config.schema.yaml"
-
-
-def _validate_run_params(runs):
-    """Grid and search values are checked against the same schema as `params`."""
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())
-    for run in runs.values():
-        sub = dict(schema["definitions"][f"{run.trainer}_params"])
-        sub["definitions"] = schema["definitions"]
-        errors = sorted(Draft202012Validator(sub).iter_errors(run.params), key=str)
-        if errors:
-            e = errors[0]
-            key = ".".join(str(p) for p in e.absolute_path) or "(params)"
-            raise ValueError(f"experiments.{run.experiment} (run {run.run_id}): {key}: {e.message}")
-
+SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
+validate(config, schema=str(SCHEMA))
 
 try:
-    RUNS = expand_runs(config["experiments"])
-    _validate_run_params(RUNS)
-except ValueError as exc:
+    RUNS = resolve_runs(config, load_schema(SCHEMA))
+except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
 RESULTS = "results"
@@ -42,7 +28,7 @@ RESULTS = "results"
 # found when the workflow runs in another directory (--directory).
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 DATA_DIR = config["data"]["prepared_dir"]
-PREPARED_FILES = ["X_train.npy", "y_train.npy", "X_val.npy", "y_val.npy", "X_test.npy", "y_test.npy"]
+PREPARED_FILES = [f"{name}.npy" for name in PREPARED_ARRAYS]
 
 
 # Each job's `code` param is the source hash of every nnflow module its script imports,
@@ -58,7 +44,7 @@ def code_hash(script, *modules):
 
 def data_mirror():
     """The mirror directory: NNFLOW_DATA_MIRROR overrides config['data']['mirror']."""
-    return os.environ.get("NNFLOW_DATA_MIRROR") or config["data"].get("mirror") or None
+    return os.environ.get("NNFLOW_DATA_MIRROR") or config["data"]["mirror"] or None
 
 
 def prepared(dataset):
@@ -88,10 +74,6 @@ def run_dir(run):
     return f"{RESULTS}/runs/{run.run_id}"
 
 
-def enabled_experiments():
-    return [name for name, cfg in config["experiments"].items() if cfg.get("enabled", True)]
-
-
 def all_outputs():
     """Everything the default target builds, stage by stage."""
     return [
@@ -107,47 +89,35 @@ def all_outputs():
 # Data stage (rules in data.smk)
 # --------------------------------------------------------------------------------------
 
-from nnflow.data.fetch import FetchOptions
-
-
-from nnflow.data.sources import DATASETS as _DATA_SOURCES
-
-
-DOWNLOAD_DIR = config["data"].get("download_dir", "results/downloads")
-
-
-def _data_cfg(key, default=None):
-    return config["data"].get(key, default)
+DOWNLOAD_DIR = config["data"]["download_dir"]
 
 
 def fetch_options():
-    """Transport settings of the fetch rules (not part of the rerun trigger, see above)."""
+    """Transport settings of the fetch rules (not part of the rerun trigger, see data.smk)."""
     return FetchOptions(
         mirror=data_mirror(),
-        timeout=float(_data_cfg("timeout_seconds", 60)),
-        retries=int(_data_cfg("retries", 4)),
+        timeout=float(config["data"]["timeout_seconds"]),
+        retries=int(config["data"]["retries"]),
     )
 
 
 def accepts_mirror(dataset):
-    return dataset in _data_cfg("accept_mirror_checksums", ["cifar10"])
+    return dataset in config["data"]["accept_mirror_checksums"]
 
 
 def downloads(dataset):
     """Named outputs of fetch_<dataset>: the canonical files and the sources record."""
     files = {
         f.name.split(".")[0].replace("-", "_"): f"{DOWNLOAD_DIR}/{dataset}/{f.name}"
-        for f in _DATA_SOURCES[dataset].files
+        for f in DATA_SOURCES[dataset].files
     }
     files["record"] = f"{DOWNLOAD_DIR}/{dataset}/sources.json"
     return files
 
 
 def prepare_settings(dataset):
-    """The settings that change the prepared arrays (defaults as in the schema)."""
-    from nnflow.data.prepare import DEFAULTS
-
-    return {**DEFAULTS[dataset], **config["data"].get(dataset, {})}
+    """The settings that change the prepared arrays (defaults filled in by the schema)."""
+    return dict(config["data"][dataset])
 
 
 def targets_data():
@@ -180,15 +150,15 @@ def run_spec(wildcards):
 
 
 def run_threads(wildcards):
-    return run_of(wildcards).resources.get("threads", 1)
+    return run_of(wildcards).resources["threads"]
 
 
 def run_mem_mb(wildcards):
-    return run_of(wildcards).resources.get("mem_mb", 2000)
+    return run_of(wildcards).resources["mem_mb"]
 
 
 def run_runtime(wildcards):
-    return run_of(wildcards).resources.get("runtime", 30)
+    return run_of(wildcards).resources["runtime"]
 
 
 # Checkpoints live outside the declared outputs: Snakemake deletes the outputs of a
@@ -201,6 +171,7 @@ def challenge_candidates(wildcards):
 
 
 CHALLENGE = f"{RESULTS}/experiments/cifar_challenge"
+CHALLENGE_CFG = config["experiments"]["cifar_challenge"] if runs_of("cifar_challenge") else None
 
 
 def run_files(run):
@@ -280,12 +251,16 @@ COMPLEX_DIR = f"{THEORY_DIR}/complex_backprop"
 THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
 
 
-def _unstable_theory_cfg():
-    return config["experiments"].get("unstable_gradients", {}).get("theory")
+def unstable_theory_cfg():
+    """The theory section of unstable_gradients (None when absent or disabled)."""
+    ug = config["experiments"].get("unstable_gradients")
+    return ug.get("theory") if ug and ug["enabled"] else None
 
 
-def _complex_backprop_cfg():
-    return config["experiments"].get("complex_backprop")
+def complex_backprop_cfg():
+    """The complex_backprop experiment (None when absent or disabled)."""
+    cb = config["experiments"].get("complex_backprop")
+    return cb if cb and cb["enabled"] else None
 
 
 def _theory_report(path, caption, subcategory):
@@ -300,11 +275,9 @@ def _theory_report(path, caption, subcategory):
 def targets_theory():
     """Outputs of the theory rules for `rule all` (those of disabled/missing sections are skipped)."""
     out = []
-    ug = config["experiments"].get("unstable_gradients", {})
-    if _unstable_theory_cfg() is not None and ug.get("enabled", True):
+    if unstable_theory_cfg() is not None:
         out += [f"{UNSTABLE_DIR}/numbers.json", f"{UNSTABLE_DIR}/lognormal.png"]
-    cb = _complex_backprop_cfg()
-    if cb is not None and cb.get("enabled", True):
+    if complex_backprop_cfg() is not None:
         out += [f"{COMPLEX_DIR}/numbers.json", f"{COMPLEX_DIR}/training.png"]
     return out
 
@@ -313,7 +286,7 @@ def targets_theory():
 # PageRank stage (rules in pagerank.smk)
 # --------------------------------------------------------------------------------------
 
-PR_CFG = config.get("pagerank", {})
+PR_CFG = config["pagerank"]
 
 
 PR_DIR = f"{RESULTS}/pagerank"
@@ -328,50 +301,11 @@ PR_TEMPLATES = {
 }
 
 
-def _pr_enabled():
-    return bool(PR_CFG.get("enabled", True))
+PR_SCALE_CASES = scale_cases(PR_CFG)
 
 
-def _pr_graphs():
-    return PR_CFG.get("graphs", {}) if _pr_enabled() else {}
-
-
-def _pr_scale_cfg():
-    return PR_CFG.get("scale", {})
-
-
-def _pr_scale_specs():
-    """case name -> everything that defines the case (generated graphs and edge-list files)."""
-    scale = _pr_scale_cfg()
-    if not (_pr_enabled() and scale.get("enabled", True)):
-        return {}
-    specs = {}
-    for kind in scale.get("generators", ["erdos_renyi", "scale_free"]):
-        for n in scale.get("sizes", [100000, 1000000]):
-            specs[f"{kind}_{n}"] = {
-                "kind": kind,
-                "n": int(n),
-                "mean_out_degree": scale.get("mean_out_degree", 10),
-                "dangling_fraction": scale.get("dangling_fraction", 0.05),
-                "exponent": scale.get("exponent", 2.5),
-                "seed": scale.get("seed", 2026),
-            }
-    for name, f in scale.get("files", {}).items():
-        specs[f"file_{name}"] = {
-            "kind": "file",
-            "path": f["path"],
-            "index_base": f.get("index_base", 1),
-            "n_pages": f.get("n_pages"),
-            "delimiter": f.get("delimiter", "auto"),
-        }
-    return specs
-
-
-def _pr_case_links(case):
-    spec = _pr_scale_specs()[case]
-    if spec["kind"] == "file":
-        return max(1, os.path.getsize(spec["path"]) // 8) if os.path.exists(spec["path"]) else 10**7
-    return int(spec["n"] * spec["mean_out_degree"])
+def pr_graphs():
+    return PR_CFG["graphs"] if PR_CFG["enabled"] else {}
 
 
 def _pr_report(path, caption, subcategory):
@@ -404,12 +338,12 @@ def _pr_figure_files(name):
 
 def targets_pagerank():
     """Everything the PageRank stage builds (empty when pagerank.enabled is false)."""
-    if not _pr_enabled():
+    if not PR_CFG["enabled"]:
         return []
     out = []
-    for name in _pr_graphs():
+    for name in pr_graphs():
         out += list(_pr_graph_files(name).values()) + list(_pr_figure_files(name).values())
-    if _pr_scale_specs():
+    if PR_SCALE_CASES:
         out += [f"{PR_DIR}/scale/scale.csv", f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/scale.pdf"]
         out.append(f"{PR_DIR}/scale/caption.rst")
     return out

@@ -8,7 +8,7 @@
 # caption path cannot carry wildcards and each graph's captions state its own measured numbers.
 
 
-for _pr_name, _pr_spec in _pr_graphs().items():
+for _pr_name, _pr_spec in pr_graphs().items():
     _pr_data = _pr_graph_files(_pr_name)
     _pr_figs = _pr_figure_files(_pr_name)
     _pr_sub = f"12 graph {_pr_name}"
@@ -24,12 +24,12 @@ for _pr_name, _pr_spec in _pr_graphs().items():
             name=_pr_name,
             code=code_hash("pagerank_analyse.py"),
             graph=canonical_json(_pr_spec),
-            alpha=PR_CFG.get("alpha", 0.85),
-            unit_tolerance=PR_CFG.get("unit_tolerance", 1e-9),
-            steps=PR_CFG.get("iteration_steps", 30),
-            tol=PR_CFG.get("tol", 1e-13),
-            max_iter=PR_CFG.get("max_iter", 10000),
-            dense_max_pages=PR_CFG.get("dense_max_pages", 2000),
+            alpha=PR_CFG["alpha"],
+            unit_tolerance=PR_CFG["unit_tolerance"],
+            steps=PR_CFG["iteration_steps"],
+            tol=PR_CFG["tol"],
+            max_iter=PR_CFG["max_iter"],
+            dense_max_pages=PR_CFG["dense_max_pages"],
         log:
             f"{RESULTS}/logs/pagerank/analyse_{_pr_name}.log",
         threads: 1
@@ -78,27 +78,26 @@ for _pr_name, _pr_spec in _pr_graphs().items():
 
 rule pagerank_scale_case:
     input:
-        lambda wc: [s["path"]] if (s := _pr_scale_specs()[wc.case])["kind"] == "file" else [],
+        lambda wc: [s["path"]] if (s := PR_SCALE_CASES[wc.case])["kind"] == "file" else [],
     output:
         json=f"{PR_DIR}/scale/cases/{{case}}.json",
     params:
         code=code_hash("pagerank_scale.py"),
-        spec=lambda wc: canonical_json(_pr_scale_specs()[wc.case]),
-        alpha=PR_CFG.get("alpha", 0.85),
-        tol=_pr_scale_cfg().get("tol", 1e-10),
-        max_iter=_pr_scale_cfg().get("max_iter", 1000),
+        spec=lambda wc: canonical_json(PR_SCALE_CASES[wc.case]),
+        alpha=PR_CFG["alpha"],
+        tol=PR_CFG["scale"]["tol"],
+        max_iter=PR_CFG["scale"]["max_iter"],
     log:
         f"{RESULTS}/logs/pagerank/scale_{{case}}.log",
     benchmark:
         f"{PR_DIR}/scale/benchmarks/{{case}}.tsv"
     wildcard_constraints:
-        case=wildcard_alternatives(sorted(_pr_scale_specs())),
+        case=wildcard_alternatives(sorted(PR_SCALE_CASES)),
     # the mat-vec is single-threaded, but the timings want the memory bandwidth of the
     # node to themselves: two cores keep other jobs from running beside a scale case
     threads: 2
     resources:
-        # CSR of H^T (12 bytes per link) plus construction buffers: ~60 bytes per link
-        mem_mb=lambda wc: 500 + _pr_case_links(wc.case) * 60 // 10**6,
+        mem_mb=lambda wc: case_mem_mb(PR_SCALE_CASES[wc.case]),
         runtime=30,
     script:
         "../scripts/pagerank_scale.py"
@@ -106,7 +105,7 @@ rule pagerank_scale_case:
 
 rule pagerank_scale_summary:
     input:
-        cases=lambda wc: expand(f"{PR_DIR}/scale/cases/{{case}}.json", case=sorted(_pr_scale_specs())),
+        cases=lambda wc: expand(f"{PR_DIR}/scale/cases/{{case}}.json", case=sorted(PR_SCALE_CASES)),
         template=PR_TEMPLATES["scale"],
     output:
         csv=f"{PR_DIR}/scale/scale.csv",

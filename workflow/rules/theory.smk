@@ -26,7 +26,7 @@ rule unstable_theory:
         lognormal_pdf=f"{UNSTABLE_DIR}/lognormal.pdf",
     params:
         code=code_hash("unstable_theory.py"),
-        theory=canonical_json(_unstable_theory_cfg() or {}),
+        theory=canonical_json(unstable_theory_cfg() or {}),
     log:
         f"{RESULTS}/logs/theory/unstable_theory.log",
     threads: 1
@@ -56,7 +56,7 @@ rule complex_backprop:
     params:
         code=code_hash("complex_backprop.py"),
         experiment=canonical_json(
-            {k: v for k, v in (_complex_backprop_cfg() or {}).items() if k != "enabled"}
+            {k: v for k, v in (complex_backprop_cfg() or {}).items() if k != "enabled"}
         ),
     log:
         f"{RESULTS}/logs/theory/complex_backprop.log",

@@ -39,41 +39,44 @@ use rule train_network2 as train_solver with:
         experiment=wildcard_alternatives(experiments_with("solver")),
 
 
-rule challenge_select:
-    """The random search's winner, chosen on validation accuracy only."""
-    input:
-        runs=challenge_candidates,
-    output:
-        chosen=f"{CHALLENGE}/chosen.json",
-    params:
-        code=code_hash("challenge_select.py"),
-    log:
-        f"{RESULTS}/logs/experiments/cifar_challenge/select.log",
-    script:
-        "../scripts/challenge_select.py"
+# The accuracy challenge's selection and final run exist only when it has runs.
+if CHALLENGE_CFG is not None:
+
+    rule challenge_select:
+        """The random search's winner, chosen on validation accuracy only."""
+        input:
+            runs=challenge_candidates,
+        output:
+            chosen=f"{CHALLENGE}/chosen.json",
+        params:
+            code=code_hash("challenge_select.py"),
+        log:
+            f"{RESULTS}/logs/experiments/cifar_challenge/select.log",
+        script:
+            "../scripts/challenge_select.py"
 
 
-rule challenge_final:
-    """Retrain the chosen candidate with the final budget; evaluate once on the test set."""
-    input:
-        chosen=f"{CHALLENGE}/chosen.json",
-        data=prepared("cifar10"),
-    output:
-        **run_outputs(f"{CHALLENGE}/final"),
-        iterations=f"{CHALLENGE}/final/iterations.csv",
-        test=f"{CHALLENGE}/final/test.json",
-    params:
-        final=lambda wc: canonical_json(config["experiments"]["cifar_challenge"].get("final", {})),
-        data_dir=lambda wc, input: os.path.dirname(input.data[0]),
-        checkpoint=f"{CHECKPOINTS}/cifar_challenge/final",
-        code=code_hash("challenge_final.py"),
-    log:
-        f"{RESULTS}/logs/experiments/cifar_challenge/final.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/experiments/cifar_challenge_final.tsv"
-    threads: config["experiments"]["cifar_challenge"].get("resources", {}).get("threads", 1)
-    resources:
-        mem_mb=config["experiments"]["cifar_challenge"].get("resources", {}).get("mem_mb", 4000),
-        runtime=config["experiments"]["cifar_challenge"].get("resources", {}).get("runtime", 60),
-    script:
-        "../scripts/challenge_final.py"
+    rule challenge_final:
+        """Retrain the chosen candidate with the final budget; evaluate once on the test set."""
+        input:
+            chosen=f"{CHALLENGE}/chosen.json",
+            data=prepared("cifar10"),
+        output:
+            **run_outputs(f"{CHALLENGE}/final"),
+            iterations=f"{CHALLENGE}/final/iterations.csv",
+            test=f"{CHALLENGE}/final/test.json",
+        params:
+            final=lambda wc: canonical_json(CHALLENGE_CFG.get("final", {})),
+            data_dir=lambda wc, input: os.path.dirname(input.data[0]),
+            checkpoint=f"{CHECKPOINTS}/cifar_challenge/final",
+            code=code_hash("challenge_final.py"),
+        log:
+            f"{RESULTS}/logs/experiments/cifar_challenge/final.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/experiments/cifar_challenge_final.tsv"
+        threads: CHALLENGE_CFG["resources"]["threads"]
+        resources:
+            mem_mb=CHALLENGE_CFG["resources"]["mem_mb"],
+            runtime=CHALLENGE_CFG["resources"]["runtime"],
+        script:
+            "../scripts/challenge_final.py"

@@ -1,0 +1,50 @@
+"""The PageRank scale study's cases, resolved from ``pagerank.scale`` of the config.
+
+The config is validated first (the schema fills in every default), so this module
+reads values and never states a default of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+GENERATED_KEYS = ("mean_out_degree", "dangling_fraction", "exponent", "seed")
+FILE_KEYS = ("index_base", "n_pages", "delimiter")
+# CSR of H^T (12 bytes per link) plus construction buffers: about 60 bytes per link.
+BYTES_PER_LINK = 60
+BASE_MEM_MB = 500
+# Typical bytes per line of an edge-list file ("12345,67890\n" is 12).
+BYTES_PER_LINE = 8
+
+
+def scale_cases(pagerank: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Case name -> everything that defines the case (generated graphs and edge-list files).
+
+    Empty when the PageRank stage or its scale study is disabled.
+    """
+    scale = pagerank["scale"]
+    if not (pagerank["enabled"] and scale["enabled"]):
+        return {}
+    cases: dict[str, dict[str, Any]] = {}
+    for kind in scale["generators"]:
+        for n in scale["sizes"]:
+            cases[f"{kind}_{n}"] = {"kind": kind, "n": int(n), **{k: scale[k] for k in GENERATED_KEYS}}
+    for name, spec in scale["files"].items():
+        cases[f"file_{name}"] = {"kind": "file", "path": spec["path"], **{k: spec[k] for k in FILE_KEYS}}
+    return cases
+
+
+def case_links(spec: Mapping[str, Any]) -> int:
+    """The (estimated) number of links of a case, for its memory request."""
+    if spec["kind"] == "file":
+        path = spec["path"]
+        # before the file exists the job cannot run anyway; ask for a generous amount
+        return max(1, os.path.getsize(path) // BYTES_PER_LINE) if os.path.exists(path) else 10**7
+    return int(spec["n"] * spec["mean_out_degree"])
+
+
+def case_mem_mb(spec: Mapping[str, Any]) -> int:
+    """Memory (MB) a scale case asks the scheduler for."""
+    return BASE_MEM_MB + case_links(spec) * BYTES_PER_LINK // 10**6

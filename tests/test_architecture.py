@@ -1,0 +1,122 @@
+"""The layout's rules, checked on the sources: dependencies point one way, the network
+library needs NumPy only, scripts are one call, and the schema's enums are the registries."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnflow.data.sources import DATASETS
+from nnflow.nn import costs, fc_net, optim
+from nnflow.nn.solver import SAMPLINGS
+from nnflow.pagerank.graphs import GENERATORS
+from nnflow.train.trainers import TRAINERS
+from nnflow.train.trainers.network2 import NETWORK2_INIT
+from nnflow.train.trainers.solver import SOLVER_INIT
+from nnflow.workflow import sourcehash as sh
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "nnflow"
+SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+DEFS = SCHEMA["definitions"]
+
+# Each layer may import itself, the layers listed, and the shared helpers.
+SHARED = {"nnflow", "nnflow.files", "nnflow.runtime"}
+ALLOWED = {
+    "nn": {"nn"},
+    "data": {"data"},
+    "train": {"train", "nn", "data"},
+    "report": {"report", "train"},
+    "theory": {"theory", "report"},
+    "pagerank": {"pagerank", "report"},
+    "workflow": {"workflow", "train", "pagerank"},
+}
+
+
+def _modules():
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        yield ".".join(parts), path
+
+
+def _layer(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in ALLOWED else None
+
+
+def test_dependencies_point_one_way():
+    violations = []
+    for name, path in _modules():
+        layer = _layer(name)
+        for target in sh.direct_imports(path, name):
+            if target in SHARED or _layer(target) is None and target.count(".") <= 1:
+                continue
+            if layer is None or _layer(target) not in ALLOWED[layer]:
+                violations.append(f"{name} -> {target}")
+    assert violations == []
+
+
+def test_every_layer_is_in_the_table():
+    layers = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert layers == set(ALLOWED)
+
+
+def test_package_files_import_nothing():
+    """An __init__ that imports its siblings would make every job depend on all of them."""
+    for path in PACKAGE.rglob("__init__.py"):
+        name = ".".join(path.relative_to(PACKAGE.parent).parent.parts)
+        assert sh.direct_imports(path, name) == set(), path
+
+
+def test_the_network_library_needs_numpy_only():
+    """nnflow.nn imports with SciPy, pandas, matplotlib, yaml and Snakemake unavailable."""
+    modules = [name for name, _ in _modules() if name.startswith("nnflow.nn")]
+    code = (
+        "import sys\n"
+        "for blocked in ('scipy', 'pandas', 'matplotlib', 'yaml', 'snakemake', 'jsonschema'):\n"
+        "    sys.modules[blocked] = None\n"
+        f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
+        "from nnflow.nn import network2\nimport numpy as np\n"
+        "net = network2.Network([4, 3, 2], seed=0)\n"
+        "net.SGD((np.ones((6, 4)), np.zeros(6, dtype=int)), 1, 3, 0.1)\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("ok"), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "workflow" / "scripts").glob("*.py")), ids=lambda p: p.name)
+def test_workflow_scripts_are_one_call_into_the_package(script):
+    lines = [line for line in script.read_text().splitlines() if line.strip()]
+    assert len(lines) <= 25, f"{script.name}: {len(lines)} lines; move the logic into nnflow"
+    assert "with job(snakemake) as smk:" in script.read_text()
+
+
+def _enum(definition):
+    return sorted(definition.get("enum") or [definition["const"]])
+
+
+def test_schema_enums_are_the_registries():
+    n2, solver = DEFS["network2_params"]["properties"], DEFS["solver_params"]["properties"]
+    assert _enum(solver["update_rule"]) == sorted(optim.UPDATE_RULES)
+    assert _enum(solver["activation"]) == sorted(fc_net.ACTIVATIONS)
+    assert _enum(solver["normalization"]) == sorted(n or "none" for n in fc_net.NORMALIZATIONS)
+    assert _enum(solver["weight_init"]) == sorted({"scale", *SOLVER_INIT})
+    assert _enum(solver["sampling"]) == sorted(SAMPLINGS)
+    assert _enum(n2["cost"]) == sorted(costs.COSTS)
+    assert _enum(n2["weight_init"]) == sorted(NETWORK2_INIT)
+    trainers = {DEFS[f"{t}_experiment"]["properties"]["trainer"]["const"] for t in TRAINERS}
+    assert trainers == set(TRAINERS)
+    solver_datasets = _enum(DEFS["solver_experiment"]["properties"]["dataset"])
+    assert solver_datasets == sorted(DATASETS)
+    data_props = SCHEMA["properties"]["data"]["properties"]
+    assert _enum(data_props["accept_mirror_checksums"]["items"]) == sorted(DATASETS)
+    scale = SCHEMA["properties"]["pagerank"]["properties"]["scale"]["properties"]
+    assert _enum(scale["generators"]["items"]) == sorted(GENERATORS)

@@ -1,0 +1,72 @@
+"""The configuration resolved in the package: runs validated, scale cases, defaults once."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnflow.data.prepare import DEFAULTS as PREPARE_DEFAULTS
+from nnflow.pagerank.cases import case_mem_mb, scale_cases
+from nnflow.workflow.config import ConfigError, load_schema, resolve_runs
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())
+
+
+def test_the_shipped_config_resolves_to_its_runs():
+    runs = resolve_runs(CONFIG, SCHEMA)
+    assert "mnist_cost/cost=quadratic+eta=3.0+weight_init=large/seed=1" in runs
+    assert sum(r.experiment == "cifar_challenge" for r in runs.values()) == 8
+
+
+@pytest.mark.parametrize(("experiment", "change", "message"), [
+    ("cifar_optimizers", lambda e: e["grid"]["points"].append({"update_rule": "adagrad"}),
+     r"experiments\.cifar_optimizers \(run cifar_optimizers/update_rule=adagrad/seed=1\): "
+     r"update_rule: 'adagrad' is not one of"),
+    ("mnist_cost", lambda e: e["grid"]["product"].update(weight_init=["huge"]),
+     r"experiments\.mnist_cost .*weight_init: 'huge' is not one of"),
+    ("cifar_challenge", lambda e: e["search"]["space"].update(batch_size={"choice": [0]}),
+     r"experiments\.cifar_challenge \(run cifar_challenge/cand=000/seed=1\): batch_size: 0 is less"),
+    ("mnist_cost", lambda e: e["params"].update(eta=3.0),
+     r"experiments\.mnist_cost: \['eta'\] set both in params and in grid"),
+])
+def test_a_bad_grid_or_search_value_is_named(experiment, change, message):
+    cfg = copy.deepcopy(CONFIG)
+    change(cfg["experiments"][experiment])
+    with pytest.raises(ConfigError, match=message):
+        resolve_runs(cfg, SCHEMA)
+
+
+def _resolved_pagerank(**scale):
+    pr = copy.deepcopy(CONFIG["pagerank"])
+    pr["scale"].update(scale)
+    return pr
+
+
+def test_scale_cases_from_generators_sizes_and_files(tmp_path):
+    links = tmp_path / "links.csv"
+    links.write_text("1,2\n2,3\n3,1\n")
+    pr = _resolved_pagerank(sizes=[100, 200], generators=["scale_free"],
+                            files={"mine": {"path": str(links), "index_base": 1, "n_pages": None,
+                                            "delimiter": "auto"}})
+    cases = scale_cases(pr)
+    assert list(cases) == ["scale_free_100", "scale_free_200", "file_mine"]
+    assert cases["scale_free_200"] == {"kind": "scale_free", "n": 200, "mean_out_degree": 10,
+                                       "dangling_fraction": 0.05, "exponent": 2.5, "seed": 2026}
+    assert cases["file_mine"]["path"] == str(links)
+    assert case_mem_mb(cases["file_mine"]) == 500
+    assert case_mem_mb({"kind": "erdos_renyi", "n": 10**6, "mean_out_degree": 10}) == 500 + 600
+    assert scale_cases({**pr, "enabled": False}) == {}
+    assert scale_cases(_resolved_pagerank(enabled=False)) == {}
+
+
+def test_prepare_defaults_are_the_schemas():
+    """The library's defaults for calling prepare_dataset directly equal the config's."""
+    data = SCHEMA["properties"]["data"]["properties"]
+    for dataset, defaults in PREPARE_DEFAULTS.items():
+        schema_defaults = {k: v["default"] for k, v in data[dataset]["properties"].items() if "default" in v}
+        assert schema_defaults == defaults, dataset
