@@ -102,6 +102,7 @@ def test_duplicate_run_names_are_rejected():
     cfg = {
         "trainer": "network2",
         "dataset": "mnist",
+        "seeds": [1],
         "params": {"epochs": 1},
         "grid": {"points": [{"eta": 0.5}, {"eta": 0.5}]},
     }
@@ -113,6 +114,7 @@ def test_key_in_params_and_grid_is_rejected():
     cfg = {
         "trainer": "network2",
         "dataset": "mnist",
+        "seeds": [1],
         "params": {"eta": 1.0},
         "grid": {"points": [{"eta": 0.5}, {"eta": 3.0}]},
     }
@@ -128,7 +130,7 @@ def test_key_in_params_and_grid_is_rejected():
     ],
 )
 def test_unknown_names_are_rejected(key, value, message):
-    cfg = {"trainer": "network2", "dataset": "mnist", "params": {}, key: value}
+    cfg = {"trainer": "network2", "dataset": "mnist", "seeds": [1], "params": {}, key: value}
     with pytest.raises(ValueError, match=message):
         expand_experiment("x", cfg)
 
@@ -137,6 +139,7 @@ def test_grid_values_unsafe_for_paths_are_rejected():
     cfg = {
         "trainer": "network2",
         "dataset": "mnist",
+        "seeds": [1],
         "params": {},
         "grid": {"product": {"cost": ["a/b", "c"]}},
     }
@@ -154,6 +157,7 @@ def test_changing_one_point_does_not_rename_the_others():
     cfg = {
         "trainer": "solver",
         "dataset": "cifar10",
+        "seeds": [1],
         "params": {},
         "grid": {"points": [{"update_rule": "sgd", "learning_rate": 0.001},
                             {"update_rule": "adam", "learning_rate": 0.001}]},

@@ -10,7 +10,7 @@ import yaml
 
 from nnflow.data.prepare import DEFAULTS as PREPARE_DEFAULTS
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
-from nnflow.workflow.config import ConfigError, load_schema, resolve_runs
+from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -70,3 +70,40 @@ def test_prepare_defaults_are_the_schemas():
     for dataset, defaults in PREPARE_DEFAULTS.items():
         schema_defaults = {k: v["default"] for k, v in data[dataset]["properties"].items() if "default" in v}
         assert schema_defaults == defaults, dataset
+
+
+def test_defaults_behind_a_ref_are_filled_once_from_the_schema():
+    """Snakemake's validate fills only defaults written at the property itself."""
+    from snakemake.utils import validate
+
+    cfg = copy.deepcopy(CONFIG)
+    exp = cfg["experiments"]["mnist_cost"]
+    del exp["resources"], exp["seeds"]
+    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    assert "resources" not in exp and "seeds" not in exp
+    fill_defaults(cfg, SCHEMA)
+    resources = SCHEMA["definitions"]["resources"]["properties"]
+    assert exp["resources"] == {k: v["default"] for k, v in resources.items()}
+    assert exp["seeds"] == SCHEMA["definitions"]["seeds"]["default"]
+    runs = resolve_runs(cfg, SCHEMA)
+    assert {r.seed for r in runs.values() if r.experiment == "mnist_cost"} == set(exp["seeds"])
+
+
+def test_fill_defaults_keeps_given_values_and_follows_items_and_additional_properties():
+    schema = {
+        "definitions": {
+            "leaf": {"type": "object", "properties": {"x": {"default": 1}, "y": {"default": [2]}}},
+        },
+        "type": "object",
+        "properties": {
+            "list": {"type": "array", "items": {"$ref": "#/definitions/leaf"}},
+            "named": {"type": "object", "additionalProperties": {"$ref": "#/definitions/leaf"}},
+            "given": {"$ref": "#/definitions/leaf", "default": {}},
+        },
+    }
+    cfg = {"list": [{}, {"x": 5}], "named": {"a": {"y": []}}}
+    fill_defaults(cfg, schema)
+    assert cfg == {"list": [{"x": 1, "y": [2]}, {"x": 5, "y": [2]}], "named": {"a": {"x": 1, "y": []}},
+                   "given": {"x": 1, "y": [2]}}
+    cfg["list"][0]["y"].append(3)
+    assert cfg["list"][1]["y"] == [2]  # defaults are copies

@@ -12,11 +12,12 @@ from nnflow.data.sources import DATASETS as DATA_SOURCES
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
-from nnflow.workflow.config import ConfigError, load_schema, resolve_runs
+from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_runs
 from nnflow.workflow.sourcehash import job_source_hash
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 validate(config, schema=str(SCHEMA))
+fill_defaults(config, load_schema(SCHEMA))
 
 try:
     RUNS = resolve_runs(config, load_schema(SCHEMA))

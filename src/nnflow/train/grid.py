@@ -153,7 +153,9 @@ def expand_experiment(name: str, cfg: Mapping[str, Any]) -> list[Run]:
         raise ValueError(f"{where}.dataset: unknown dataset {dataset!r} (allowed: {', '.join(DATASETS)})")
     base = dict(cfg.get("params", {}))
     resources = dict(cfg.get("resources", {}))
-    seeds = cfg.get("seeds", [1])
+    if "seeds" not in cfg:
+        raise ValueError(f"{where}.seeds: missing (the workflow fills in the schema's default)")
+    seeds = cfg["seeds"]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"{where}.seeds: duplicate seeds in {seeds}")
 

@@ -1,13 +1,17 @@
-"""The configuration resolved once: runs expanded and every run's parameters validated.
+"""The configuration resolved once: defaults filled, runs expanded and validated.
 
 Snakemake validates ``config.yaml`` against ``workflow/schemas/config.schema.yaml``
-and fills in the schema's defaults; the values a grid point or a search candidate
-adds to ``params`` are checked here against the same schema (the trainer's
-``<trainer>_params`` definition), so a bad grid value is named before any job runs.
+and fills in defaults, but only those written directly at a property, not those of
+a ``$ref``'d definition (an experiment without ``resources`` kept none).
+:func:`fill_defaults` completes that from the same schema, so every default is
+stated once, there. The values a grid point or a search candidate adds to
+``params`` are checked against the same schema (the trainer's ``<trainer>_params``
+definition), so a bad grid value is named before any job runs.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +29,49 @@ class ConfigError(ValueError):
 def load_schema(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+_ABSENT = object()
+
+
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``schema`` with a local ``$ref`` replaced by its target (sibling keys win)."""
+    while "$ref" in schema:
+        ref = schema["$ref"]
+        if not ref.startswith("#/"):
+            raise ValueError(f"only local $ref is supported, got {ref!r}")
+        target: Any = root
+        for part in ref[2:].split("/"):
+            target = target[part]
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> Any:
+    """Set the schema's ``default`` of every absent property, recursively and in place.
+
+    Follows local ``$ref`` (at the property and inside it), ``properties``,
+    ``additionalProperties`` and ``items``; returns ``instance``.
+    """
+    root = schema if root is None else root
+    schema = _resolve(schema, root)
+    if isinstance(instance, dict):
+        properties = schema.get("properties", {})
+        for key, sub in properties.items():
+            sub = _resolve(sub, root)
+            if key not in instance and sub.get("default", _ABSENT) is not _ABSENT:
+                instance[key] = copy.deepcopy(sub["default"])
+            if key in instance:
+                fill_defaults(instance[key], sub, root)
+        extra = schema.get("additionalProperties")
+        if isinstance(extra, dict):
+            for key, value in instance.items():
+                if key not in properties:
+                    fill_defaults(value, extra, root)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
+        for item in instance:
+            fill_defaults(item, schema["items"], root)
+    return instance
 
 
 def params_validator(schema: Mapping[str, Any], trainer: str) -> Draft202012Validator:
