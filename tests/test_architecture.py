@@ -30,7 +30,7 @@ ALLOWED = {
     "nn": {"nn"},
     "data": {"data"},
     "train": {"train", "nn", "data"},
-    "report": {"report", "train"},
+    "report": {"report", "train", "nn"},
     "theory": {"theory", "report"},
     "pagerank": {"pagerank", "report"},
     "workflow": {"workflow", "train", "pagerank"},

@@ -17,11 +17,16 @@ import pandas as pd
 import pytest
 
 from nnflow.files import write_json
-from nnflow.report import figures as F
+from nnflow.report import experiment as report_experiment
+from nnflow.report.figures import common, layer_gradients, overfitting_subset
 from nnflow.report.tables import experiment_tables, write_frame
 
 REPO = Path(__file__).resolve().parents[1]
 REPORT = REPO / "workflow" / "report"
+# experiment -> figure kind, as in the shipped config
+KIND = {"mnist_cost": "cost_comparison", "mnist_overfitting": "overfitting_l2",
+        "cifar_overfitting": "overfitting_subset", "cifar_optimizers": "update_rules",
+        "cifar_challenge": "random_search", "unstable_gradients": "layer_gradients"}
 JPEG_NOTE = "CIFAR-10 mirror, JPEG-recompressed; pixel values differ from the canonical files"
 
 
@@ -57,8 +62,9 @@ def run_figure(root, experiment, runs, analysis=None, canonical=True, extra=None
     prov = Path(root) / "provenance.json"
     write_json(prov, {"canonical": canonical, "note": "" if canonical else JPEG_NOTE})
     out = Path(root) / "out"
-    numbers = F.experiment_figure(
+    numbers = report_experiment.experiment_figure(
         experiment,
+        KIND[experiment],
         m,
         s,
         prov,
@@ -92,25 +98,25 @@ def test_peak_and_smoothed_peak_epoch():
     values = 0.8 - 0.002 * np.abs(epochs - 20.0)
     values[5] = 0.85  # a single spike at epoch 6: the raw peak, not the smoothed one
     curve = pd.DataFrame({"epoch": epochs, "mean": values})
-    assert F.peak(curve) == (pytest.approx(0.85), 6)
-    assert F.smoothed_peak_epoch(curve, window=1) == 6
-    assert F.smoothed_peak_epoch(curve, window=9) == 20
-    assert F.peak(curve.iloc[:0]) == (pytest.approx(float("nan"), nan_ok=True), -1)
+    assert common.peak(curve) == (pytest.approx(0.85), 6)
+    assert common.smoothed_peak_epoch(curve, window=1) == 6
+    assert common.smoothed_peak_epoch(curve, window=9) == 20
+    assert common.peak(curve.iloc[:0]) == (pytest.approx(float("nan"), nan_ok=True), -1)
 
 
 def test_compare_word_and_imbalance():
-    assert F.compare_word(2.0, 1.0) == "larger"
-    assert F.compare_word(1.0, 2.0, words=("higher", "lower")) == "lower"
-    assert F.compare_word(1.0, 1.001) == "about the same"
-    assert F.compare_word(float("nan"), 1.0) == "n/a"
-    assert F.imbalance(0.01) == pytest.approx(100.0)
-    assert F.imbalance(4.0) == 4.0
-    assert F.geo_mean([1.0, 100.0]) == pytest.approx(10.0)
+    assert common.compare_word(2.0, 1.0) == "larger"
+    assert common.compare_word(1.0, 2.0, words=("higher", "lower")) == "lower"
+    assert common.compare_word(1.0, 1.001) == "about the same"
+    assert common.compare_word(float("nan"), 1.0) == "n/a"
+    assert layer_gradients.imbalance(0.01) == pytest.approx(100.0)
+    assert layer_gradients.imbalance(4.0) == 4.0
+    assert layer_gradients.geo_mean([1.0, 100.0]) == pytest.approx(10.0)
 
 
 def test_grid_label():
-    assert F.grid_label("mnist_cost/cost=quadratic+eta=3.0/seed=1") == "cost=quadratic+eta=3.0"
-    assert F.pretty_group("lmbda=0.1+eta=3.0") == "λ=0.1, η=3"
+    assert common.grid_label("mnist_cost/cost=quadratic+eta=3.0/seed=1") == "cost=quadratic+eta=3.0"
+    assert common.pretty_group("lmbda=0.1+eta=3.0") == "λ=0.1, η=3"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -294,12 +300,12 @@ def test_cifar_overfitting_target_not_met(tmp_path):
             solver_wide([0.1, 0.3, 0.5], [0.1, 0.2, 0.2], [2.0, 1.8]),
         )
     ]
-    tidy = F.load_tidy(make_tables(tmp_path, runs)[0])
-    numbers = F.cifar_overfitting_numbers(tidy, {"target_train_accuracy": 0.6})
+    tidy = common.load_tidy(make_tables(tmp_path, runs)[0])
+    numbers = overfitting_subset.cifar_overfitting_numbers(tidy, {"target_train_accuracy": 0.6})
     assert numbers["reaches_target"] is False and numbers["runs_reaching_target"] == 0
     assert "target is not met" in numbers["target_sentence"]
-    assert F.data_note({"canonical": True, "note": "x"}) == (True, "")
-    assert F.data_note({"canonical": False, "note": JPEG_NOTE})[1].startswith("Data:")
+    assert common.data_note({"canonical": True, "note": "x"}) == (True, "")
+    assert common.data_note({"canonical": False, "note": JPEG_NOTE})[1].startswith("Data:")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -582,8 +588,8 @@ def test_update_ratio_per_run_without_updates():
             "value": [1.0],
         }
     )
-    assert F.update_layer_columns(tidy) == []
-    assert F.update_ratio_per_run(tidy, 1, 3).empty
+    assert layer_gradients.update_layer_columns(tidy) == []
+    assert layer_gradients.update_ratio_per_run(tidy, 1, 3).empty
 
 
 def test_script_is_thin_and_lints():
@@ -592,7 +598,8 @@ def test_script_is_thin_and_lints():
     ruff = Path(sys.executable).with_name("ruff")
     if not ruff.exists():
         pytest.skip("ruff not installed")
-    files = [REPO / "src/nnflow/report/figures.py", script, Path(__file__)]
+    files = [REPO / "src/nnflow/report/figures", REPO / "src/nnflow/report/experiment.py", script,
+             Path(__file__)]
     res = subprocess.run([ruff, "check", *map(str, files)], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
 
@@ -603,6 +610,6 @@ def test_plateau_epoch_ignores_a_slow_creep_to_the_end():
     epochs = np.arange(1, 401)
     acc = np.where(epochs < 50, 0.83 * epochs / 50, 0.83 + 0.004 * (epochs - 50) / 350)
     curve = pd.DataFrame({"epoch": epochs, "mean": acc})
-    assert F.plateau_epoch(curve, window=1, tolerance=0.005) == 50
-    assert F.smoothed_peak_epoch(curve, window=1) == 400
-    assert F.plateau_epoch(curve, window=1, tolerance=0.0) == 400
+    assert common.plateau_epoch(curve, window=1, tolerance=0.005) == 50
+    assert common.smoothed_peak_epoch(curve, window=1) == 400
+    assert common.plateau_epoch(curve, window=1, tolerance=0.0) == 400

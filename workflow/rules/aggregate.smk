@@ -21,7 +21,7 @@ rule experiment_table:
 
 
 for _experiment in plotted_experiments():
-    _category, _subcategory = REPORT_CATEGORY[_experiment]
+    _kind, _category, _subcategory = REPORT_CATEGORY[_experiment]
     _out = f"{EXPERIMENTS_DIR}/{_experiment}"
 
     rule:
@@ -42,8 +42,9 @@ for _experiment in plotted_experiments():
             numbers=f"{_out}/numbers.json",
         params:
             experiment=_experiment,
+            kind=_kind,
             analysis=canonical_json(config["experiments"][_experiment]["analysis"]),
-            code=code_hash("experiment_figure.py"),
+            code=code_hash("experiment_figure.py", figure_module(_kind)),
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
         script:

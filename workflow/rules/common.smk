@@ -10,6 +10,7 @@ from nnflow.data.fetch import FetchOptions
 from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
 from nnflow.data.sources import DATASETS as DATA_SOURCES
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
+from nnflow.report.experiment import figure_module
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
 from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_runs
@@ -192,13 +193,14 @@ def targets_training():
 EXPERIMENTS_DIR = f"{RESULTS}/experiments"
 
 
+# experiment -> (figure kind, report category, report subcategory)
 REPORT_CATEGORY = {
-    "mnist_cost": ("MNIST sheet (Blatt 10)", "25a cost functions"),
-    "mnist_overfitting": ("MNIST sheet (Blatt 10)", "25b/c overfitting and L2"),
-    "unstable_gradients": ("MNIST sheet (Blatt 10)", "26 unstable gradients"),
-    "cifar_overfitting": ("CIFAR sheet (Aufgabe 11)", "11a overfitting 2,500 pairs"),
-    "cifar_optimizers": ("CIFAR sheet (Aufgabe 11)", "11b update rules"),
-    "cifar_challenge": ("CIFAR sheet (Aufgabe 11)", "11c accuracy challenge"),
+    "mnist_cost": ("cost_comparison", "MNIST sheet (Blatt 10)", "25a cost functions"),
+    "mnist_overfitting": ("overfitting_l2", "MNIST sheet (Blatt 10)", "25b/c overfitting and L2"),
+    "unstable_gradients": ("layer_gradients", "MNIST sheet (Blatt 10)", "26 unstable gradients"),
+    "cifar_overfitting": ("overfitting_subset", "CIFAR sheet (Aufgabe 11)", "11a overfitting 2,500 pairs"),
+    "cifar_optimizers": ("update_rules", "CIFAR sheet (Aufgabe 11)", "11b update rules"),
+    "cifar_challenge": ("random_search", "CIFAR sheet (Aufgabe 11)", "11c accuracy challenge"),
 }
 
 

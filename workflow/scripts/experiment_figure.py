@@ -1,4 +1,4 @@
-from nnflow.report.figures import experiment_figure
+from nnflow.report.experiment import experiment_figure
 from nnflow.workflow.jobs import job
 
 MAIN_INPUTS = ("metrics", "summary", "provenance", "template")
@@ -7,6 +7,7 @@ with job(snakemake) as smk:
     inputs = dict(smk.input.items())
     experiment_figure(
         experiment=smk.params.experiment,
+        kind=smk.params.kind,
         metrics_path=inputs["metrics"],
         summary_path=inputs["summary"],
         provenance_path=inputs["provenance"],

@@ -1,0 +1,136 @@
+"""A net memorising a small training subset (CIFAR sheet, Aufgabe 11a)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nnflow.report.figures.common import (
+    SPREAD,
+    bullet_list,
+    draw_band,
+    draw_diverged,
+    group_curve,
+    groups_in_order,
+    int_epochs,
+    last_value,
+    new_figure,
+    num,
+    peak,
+    pretty_group,
+    run_values,
+    seed_band,
+    seeds_in,
+)
+
+
+def cifar_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
+    target = float(analysis.get("target_train_accuracy", 0.6))
+    train = seed_band(tidy, "train_accuracy")
+    val = seed_band(tidy, "val_accuracy")
+    max_train_runs = run_values(tidy, "train_accuracy", "max")
+    groups = []
+    for g in groups_in_order(tidy):
+        tc, vc = group_curve(train, g), group_curve(val, g)
+        mt = max_train_runs[max_train_runs["group"] == g]
+        peak_train, peak_train_epoch = peak(tc)
+        peak_val, peak_val_epoch = peak(vc)
+        n_reach = int((mt["value"] >= target).sum())
+        groups.append(
+            {
+                "group": g,
+                "n_seeds": int(len(mt)),
+                "max_train_pct": 100 * peak_train,
+                "max_train_epoch": peak_train_epoch,
+                "max_train_pct_best_of_seeds": 100 * float(mt["value"].max()) if len(mt) else math.nan,
+                "runs_reaching_target": n_reach,
+                "reaches_target": bool(peak_train >= target),
+                "final_train_pct": 100 * last_value(tc),
+                "final_val_pct": 100 * last_value(vc),
+                "max_val_pct": 100 * peak_val,
+                "max_val_epoch": peak_val_epoch,
+                "final_gap_points": 100 * (last_value(tc) - last_value(vc)),
+            }
+        )
+    x = groups[0]
+    numbers: dict[str, Any] = {
+        "groups": groups,
+        "target_train_pct": 100 * target,
+        "epochs": int(tidy["epoch"].max()),
+    }
+    for k, v in x.items():
+        if k != "group":
+            numbers[k] = v
+    numbers["target_sentence"] = (
+        f"The mean training accuracy peaks at {num(x['max_train_pct'])}% (epoch "
+        f"{x['max_train_epoch']}), so the {100 * target:g}% target is "
+        f"{'met' if x['reaches_target'] else 'not met'} on average; "
+        f"{x['runs_reaching_target']} of {x['n_seeds']} completed runs reach it."
+    )
+    numbers["overfitting_sentence"] = (
+        f"Overfitting shows as the gap between the curves: training accuracy climbs to "
+        f"{num(x['final_train_pct'])}% at the last epoch while validation accuracy "
+        f"{'stays near' if x['final_val_pct'] <= x['max_val_pct'] + 1e-9 else 'ends at'} "
+        f"{num(x['final_val_pct'])}% (its maximum: {num(x['max_val_pct'])}% at epoch "
+        f"{x['max_val_epoch']}), a gap of {num(x['final_gap_points'])} points."
+    )
+    if len(groups) > 1:
+        numbers["per_group"] = bullet_list(
+            [
+                f"{pretty_group(y['group'])}: max training {num(y['max_train_pct'])}%, final "
+                f"validation {num(y['final_val_pct'])}%"
+                for y in groups
+            ]
+        )
+    else:
+        numbers["per_group"] = ""
+    return numbers
+
+
+def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
+    fig = new_figure(2, width=5.0, height=3.9)
+    ax_acc, ax_loss = fig.subplots(1, 2)
+    train = seed_band(tidy, "train_accuracy", scale=100)
+    val = seed_band(tidy, "val_accuracy", scale=100)
+    loss = seed_band(tidy, "train_loss")
+    multi = len(groups_in_order(tidy)) > 1
+    for i, g in enumerate(groups_in_order(tidy)):
+        c1, c2 = (f"C{2 * i}", f"C{2 * i + 1}")
+        pre = f"{pretty_group(g)}: " if multi else ""
+        n = seeds_in(train, g)
+        draw_band(ax_acc, group_curve(train, g), f"{pre}training, 2,500 pairs (n={n} seeds)", c1)
+        draw_band(ax_acc, group_curve(val, g), f"{pre}validation (n={n} seeds)", c2)
+        draw_diverged(ax_acc, tidy, g, "train_accuracy", c1, scale=100)
+        draw_band(ax_loss, group_curve(loss, g), f"{pre}training loss (n={n} seeds)", c1)
+        draw_diverged(ax_loss, tidy, g, "train_loss", c1, label_runs=False)
+    ax_acc.axhline(
+        numbers["target_train_pct"],
+        color="k",
+        ls="--",
+        lw=0.9,
+        label=f"target {numbers['target_train_pct']:g}% training accuracy",
+    )
+    ax_acc.set_ylabel("accuracy (%)")
+    ax_acc.set_title("Training vs validation accuracy")
+    ax_loss.set_ylabel("mean minibatch loss of the epoch")
+    ax_loss.set_title("Training loss")
+    for ax in (ax_acc, ax_loss):
+        int_epochs(ax)
+        ax.set_xlabel("epoch (0 = before training)" if ax is ax_acc else "epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"CIFAR-10, 2,500 training pairs: overfitting (mean, band = {SPREAD})", fontsize=10)
+    return fig
+
+
+EXTRA_INPUTS: tuple[str, ...] = ()
+
+
+def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+    """(figure, numbers) of an experiment of this kind."""
+    numbers = cifar_overfitting_numbers(tidy, analysis)
+    return cifar_overfitting_figure(tidy, analysis, numbers), numbers

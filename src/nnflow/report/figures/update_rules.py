@@ -1,0 +1,140 @@
+"""Update rules compared on one net and budget (CIFAR sheet, Aufgabe 11b)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from nnflow.report.figures.common import (
+    RULE_ORDER,
+    SPREAD,
+    bullet_list,
+    draw_band,
+    draw_diverged,
+    group_curve,
+    group_params,
+    groups_in_order,
+    int_epochs,
+    last_value,
+    new_figure,
+    num,
+    peak,
+    run_table,
+    seed_band,
+    seeds_in,
+    value_text,
+)
+
+
+def _rule_sorted(tidy: pd.DataFrame, runs: pd.DataFrame) -> list[str]:
+    gs = groups_in_order(tidy)
+
+    def key(g):
+        rule = str(group_params(runs, g).get("update_rule"))
+        return (RULE_ORDER.index(rule) if rule in RULE_ORDER else len(RULE_ORDER), gs.index(g))
+
+    return sorted(gs, key=key)
+
+
+def cifar_optimizers_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
+    runs = run_table(tidy)
+    loss = seed_band(tidy, "train_loss")
+    train = seed_band(tidy, "train_accuracy")
+    val = seed_band(tidy, "val_accuracy")
+    groups = []
+    for g in _rule_sorted(tidy, runs):
+        p = group_params(runs, g)
+        vc = group_curve(val, g)
+        groups.append(
+            {
+                "group": g,
+                "update_rule": str(p.get("update_rule")),
+                "learning_rate": float(p.get("learning_rate", math.nan)),
+                "n_seeds": seeds_in(val, g),
+                "final_train_loss": last_value(group_curve(loss, g)),
+                "final_train_pct": 100 * last_value(group_curve(train, g)),
+                "final_val_pct": 100 * last_value(vc),
+                "best_val_pct": 100 * peak(vc)[0],
+            }
+        )
+    numbers: dict[str, Any] = {"groups": groups, "epochs": int(tidy["epoch"].max())}
+    for x in groups:
+        for k in ("final_train_loss", "final_train_pct", "final_val_pct"):
+            numbers[f"{x['update_rule']}_{k}"] = x[k]
+    ok = [x for x in groups if math.isfinite(x["final_val_pct"])]
+    if ok:
+        best = max(ok, key=lambda x: x["final_val_pct"])
+        low = min(ok, key=lambda x: x["final_train_loss"])
+        others = [x for x in ok if x is not best]
+        runner = max(others, key=lambda x: x["final_val_pct"]) if others else None
+        numbers.update(
+            best_rule=best["update_rule"],
+            best_val_pct=best["final_val_pct"],
+            best_train_pct=best["final_train_pct"],
+            lowest_loss_rule=low["update_rule"],
+            lowest_loss=low["final_train_loss"],
+            best_margin_points=best["final_val_pct"] - runner["final_val_pct"] if runner else math.nan,
+            runner_up_rule=runner["update_rule"] if runner else "none",
+        )
+    else:
+        numbers.update(
+            best_rule="none",
+            best_val_pct=math.nan,
+            best_train_pct=math.nan,
+            lowest_loss_rule="none",
+            lowest_loss=math.nan,
+            best_margin_points=math.nan,
+            runner_up_rule="none",
+        )
+    numbers["per_group"] = bullet_list(
+        [
+            f"{x['update_rule']} (lr {x['learning_rate']:g}, n={x['n_seeds']}): final training "
+            f"loss {num(x['final_train_loss'])}, training accuracy {num(x['final_train_pct'])}%, "
+            f"validation accuracy {num(x['final_val_pct'])}%"
+            for x in groups
+        ]
+    )
+    return numbers
+
+
+def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
+    runs = run_table(tidy)
+    fig = new_figure(3, width=4.3, height=3.8)
+    axes = fig.subplots(1, 3)
+    specs = [
+        ("train_loss", 1.0, "mean minibatch loss of the epoch", "Training loss"),
+        ("train_accuracy", 100.0, "accuracy (%)", "Training accuracy"),
+        ("val_accuracy", 100.0, "accuracy (%)", "Validation accuracy"),
+    ]
+    order = _rule_sorted(tidy, runs)
+    for ax, (metric, scale, ylabel, title) in zip(axes, specs, strict=True):
+        band = seed_band(tidy, metric, scale=scale)
+        for i, g in enumerate(order):
+            p = group_params(runs, g)
+            lr, n = value_text(p.get("learning_rate")), seeds_in(band, g)
+            lab = f"{p.get('update_rule')} (lr {lr}, n={n} seeds)"
+            draw_band(ax, group_curve(band, g), lab, f"C{i}")
+            draw_diverged(ax, tidy, g, metric, f"C{i}", scale=scale, label_runs=metric == "train_loss")
+        ax.set_xlabel("epoch (0 = before training)" if metric != "train_loss" else "epoch")
+        int_epochs(ax)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(
+        f"CIFAR-10, 5 hidden layers of 100 ReLU units: update rules (mean, band = {SPREAD})", fontsize=10
+    )
+    return fig
+
+
+EXTRA_INPUTS: tuple[str, ...] = ()
+
+
+def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+    """(figure, numbers) of an experiment of this kind."""
+    numbers = cifar_optimizers_numbers(tidy, analysis)
+    return cifar_optimizers_figure(tidy, analysis, numbers), numbers
