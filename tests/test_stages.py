@@ -12,7 +12,8 @@ import yaml
 
 from nnflow.pagerank.analysis import analyse_graph_job, scale_case_job
 from nnflow.pagerank.report import graph_figures_job, scale_summary_job
-from nnflow.theory.stage import complex_backprop_job, unstable_theory_job
+from nnflow.theory.complex_job import complex_backprop_job
+from nnflow.theory.unstable_job import unstable_theory_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())

@@ -1,6 +1,6 @@
 """Rule complex_backprop: gradient check and training of a complex-valued net."""
 
-from nnflow.theory.stage import complex_backprop_job
+from nnflow.theory.complex_job import complex_backprop_job
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
