@@ -1,9 +1,9 @@
 """Bad configurations are rejected when the config is loaded, with one message naming the key.
 
-Python level: every case through the JSON schema (``snakemake.utils.validate``, as
-``common.smk`` does) or through :mod:`nnflow.train.grid`. Snakemake level: a representative
+Python level: every case through the JSON schema (:func:`nnflow.workflow.config.validate_config`,
+as ``common.smk`` does) or through :mod:`nnflow.train.grid`. Snakemake level: a representative
 subset through ``snakemake -n`` with a bad ``--configfile``, including grid / search
-values, which only ``common.smk``'s ``_validate_run_params`` sees.
+values, which only the per-run validation (:func:`nnflow.workflow.config.validate_run_params`) sees.
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from snakemake.utils import validate
-from snakemake_interface_common.exceptions import WorkflowError
 
 from nnflow.train.grid import expand_runs
 from nnflow.train.trainers import take_first
+from nnflow.workflow.config import ConfigError, load_schema, resolve_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -48,16 +47,15 @@ def _set(cfg: dict, path: str, value) -> dict:
 
 
 def _schema_error(cfg: dict) -> str:
-    with pytest.raises(WorkflowError) as err:
-        validate(cfg, str(SCHEMA))
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, load_schema(SCHEMA))
     return str(err.value)
 
 
 def test_smoke_and_default_configs_are_valid():
     for path in (SMOKE, ROOT / "config.yaml"):
         cfg = yaml.safe_load(path.read_text())
-        validate(cfg, str(SCHEMA))
-        assert expand_runs(cfg["experiments"])
+        assert resolve_config(cfg, load_schema(SCHEMA))
 
 
 # (dotted path, bad value, fragments that the one message must contain: the key and what is allowed)
@@ -65,63 +63,72 @@ MNIST = "experiments.mnist_cost.params"
 CIFAR = "experiments.cifar_overfitting.params"
 SCHEMA_CASES = {
     # unknown keys (the message shows the schema, hence the allowed keys)
-    "unknown_top_level_key": ("trainingg", {}, ["'trainingg' was unexpected", "'experiments'"]),
-    "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "'mini_batch_size'"]),
-    "unknown_experiment": ("experiments.mnist_costs", {"trainer": "network2"},
-                           ["'mnist_costs' was unexpected", "'mnist_overfitting'"]),
-    "unknown_data_key": ("data.mnist.validation", 10, ["'validation' was unexpected", "'validation_size'"]),
+    "unknown_top_level_key": ("trainingg", {}, ["'trainingg' was unexpected", "allowed: data, experiments"]),
+    "unknown_param": (f"{MNIST}.epoch", 3,
+                      ["experiments.mnist_cost.params:", "'epoch' was unexpected", "mini_batch_size"]),
+    # any name is a new experiment; it must be complete and name a known trainer and figure kind
+    "incomplete_new_experiment": ("experiments.mnist_costs", {"trainer": "network2"},
+                                  ["'dataset' is a required property", "mnist_costs"]),
+    "unknown_figure_kind": (f"{MNIST[:-len('.params')]}.figure", "violin",
+                            ["'violin' is not one of", "cost_comparison"]),
+    "figure_without_report": ("experiments.my_runs", {"trainer": "network2", "dataset": "mnist", "params": {},
+                                                      "figure": "cost_comparison"},
+                              ["'report' is a dependency of 'figure'"]),
+    "bad_experiment_name": ("experiments.my runs", {"trainer": "network2"}, ["'my runs' does not match"]),
+    "unknown_data_key": ("data.mnist.validation", 10,
+                         ["data.mnist:", "'validation' was unexpected", "validation_size"]),
     # wrong types
-    "epochs_string": (f"{MNIST}.epochs", "ten", ["['params']['epochs']", "is not of type 'integer'"]),
-    "eta_string": (f"{MNIST}.eta", "0.5", ["['params']['eta']", "is not of type 'number'"]),
-    "sizes_string": (f"{MNIST}.sizes", "784,10,10", ["['params']['sizes']", "is not of type 'array'"]),
+    "epochs_string": (f"{MNIST}.epochs", "ten", ["params.epochs", "is not of type 'integer'"]),
+    "eta_string": (f"{MNIST}.eta", "0.5", ["params.eta", "is not of type 'number'"]),
+    "sizes_string": (f"{MNIST}.sizes", "784,10,10", ["params.sizes", "is not of type 'array'"]),
     "batch_size_float": (f"{CIFAR}.batch_size", 2.5,
-                         ["['params']['batch_size']", "is not of type 'integer'"]),
-    "seeds_not_list": ("experiments.mnist_cost.seeds", 1, ["['seeds']", "is not of type 'array'"]),
-    "enabled_string": ("experiments.mnist_cost.enabled", "yes", ["['enabled']", "is not of type 'boolean'"]),
+                         ["params.batch_size", "is not of type 'integer'"]),
+    "seeds_not_list": ("experiments.mnist_cost.seeds", 1, ["seeds", "is not of type 'array'"]),
+    "enabled_string": ("experiments.mnist_cost.enabled", "yes", ["enabled", "is not of type 'boolean'"]),
     # zero / negative sizes, epochs, batch sizes
-    "epochs_zero": (f"{MNIST}.epochs", 0, ["['params']['epochs']", "less than the minimum of 1"]),
-    "epochs_negative": (f"{MNIST}.epochs", -3, ["['params']['epochs']", "less than the minimum of 1"]),
-    "num_epochs_zero": (f"{CIFAR}.num_epochs", 0, ["['params']['num_epochs']", "less than the minimum of 1"]),
-    "mini_batch_zero": (f"{MNIST}.mini_batch_size", 0, ["['mini_batch_size']", "less than the minimum of 1"]),
-    "batch_size_negative": (f"{CIFAR}.batch_size", -50, ["['batch_size']", "less than the minimum of 1"]),
-    "train_size_zero": (f"{MNIST}.train_size", 0, ["['train_size']", "less than the minimum of 1"]),
+    "epochs_zero": (f"{MNIST}.epochs", 0, ["params.epochs", "less than the minimum of 1"]),
+    "epochs_negative": (f"{MNIST}.epochs", -3, ["params.epochs", "less than the minimum of 1"]),
+    "num_epochs_zero": (f"{CIFAR}.num_epochs", 0, ["params.num_epochs", "less than the minimum of 1"]),
+    "mini_batch_zero": (f"{MNIST}.mini_batch_size", 0, ["mini_batch_size", "less than the minimum of 1"]),
+    "batch_size_negative": (f"{CIFAR}.batch_size", -50, ["batch_size", "less than the minimum of 1"]),
+    "train_size_zero": (f"{MNIST}.train_size", 0, ["train_size", "less than the minimum of 1"]),
     "hidden_layer_0_network2": (f"{MNIST}.sizes", [784, 0, 10],
-                                ["['params']['sizes'][1]", "less than the minimum of 1"]),
+                                ["params.sizes[1]", "less than the minimum of 1"]),
     "hidden_layer_0_solver": (f"{CIFAR}.hidden_dims", [20, 0],
-                              ["['params']['hidden_dims'][1]", "less than the minimum of 1"]),
-    "no_hidden_layer_list": (f"{CIFAR}.hidden_dims", [], ["['hidden_dims']", "should be non-empty"]),
-    "validation_size_zero": ("data.mnist.validation_size", 0, ["['validation_size']", "minimum of 1"]),
-    "num_training_negative": ("data.cifar10.num_training", -1, ["['num_training']", "minimum of 1"]),
+                              ["params.hidden_dims[1]", "less than the minimum of 1"]),
+    "no_hidden_layer_list": (f"{CIFAR}.hidden_dims", [], ["hidden_dims", "should be non-empty"]),
+    "validation_size_zero": ("data.mnist.validation_size", 0, ["validation_size", "minimum of 1"]),
+    "num_training_negative": ("data.cifar10.num_training", -1, ["num_training", "minimum of 1"]),
     "n_candidates_zero": ("experiments.cifar_challenge.search.n_candidates", 0,
-                          ["['n_candidates']", "minimum of 1"]),
+                          ["n_candidates", "minimum of 1"]),
     # learning rates <= 0
-    "eta_zero": (f"{MNIST}.eta", 0, ["['params']['eta']", "less than or equal to the minimum of 0"]),
-    "eta_negative": (f"{MNIST}.eta", -0.5, ["['params']['eta']", "less than or equal to the minimum of 0"]),
+    "eta_zero": (f"{MNIST}.eta", 0, ["params.eta", "less than or equal to the minimum of 0"]),
+    "eta_negative": (f"{MNIST}.eta", -0.5, ["params.eta", "less than or equal to the minimum of 0"]),
     "learning_rate_zero": (f"{CIFAR}.learning_rate", 0.0,
-                           ["['params']['learning_rate']", "less than or equal to the minimum of 0"]),
+                           ["params.learning_rate", "less than or equal to the minimum of 0"]),
     "learning_rate_negative": (f"{CIFAR}.learning_rate", -1e-3,
-                               ["['params']['learning_rate']", "less than or equal to the minimum of 0"]),
+                               ["params.learning_rate", "less than or equal to the minimum of 0"]),
     "loguniform_lr_zero": ("experiments.cifar_challenge.search.space.learning_rate",
                            {"loguniform": [0, 1e-3]},
-                           ["['learning_rate']['loguniform'][0]", "less than or equal to the minimum of 0"]),
+                           ["learning_rate.loguniform[0]", "less than or equal to the minimum of 0"]),
     # unknown names
-    "unknown_cost": (f"{MNIST}.cost", "hinge", ["['params']['cost']", "['quadratic', 'cross_entropy']"]),
+    "unknown_cost": (f"{MNIST}.cost", "hinge", ["params.cost", "['quadratic', 'cross_entropy']"]),
     "unknown_optimizer": (f"{CIFAR}.update_rule", "nesterov",
-                          ["['params']['update_rule']", "['sgd', 'sgd_momentum', 'rmsprop', 'adam']"]),
+                          ["params.update_rule", "['sgd', 'sgd_momentum', 'rmsprop', 'adam']"]),
     "unknown_activation": (f"{CIFAR}.activation", "gelu",
-                           ["['params']['activation']", "['relu', 'sigmoid', 'tanh']"]),
+                           ["params.activation", "['relu', 'sigmoid', 'tanh']"]),
     "unknown_dataset_network2": ("experiments.mnist_cost.dataset", "fashion_mnist",
-                                 ["['mnist_cost']['dataset']", "['mnist']"]),
+                                 ["mnist_cost.dataset", "mnist"]),
     "unknown_dataset_solver": ("experiments.cifar_overfitting.dataset", "svhn",
-                               ["['cifar_overfitting']['dataset']", "['mnist', 'cifar10']"]),
+                               ["cifar_overfitting.dataset", "['mnist', 'cifar10']"]),
     "unknown_trainer": ("experiments.mnist_cost.trainer", "keras",
-                        ["['trainer']", "'network2' was expected"]),
-    "unknown_weight_init": (f"{MNIST}.weight_init", "xavier", ["['weight_init']", "['default', 'large']"]),
-    "unknown_dtype": ("data.mnist.dtype", "float16", ["['dtype']", "['float32', 'float64']"]),
+                        ["trainer", "'keras' is not one of ['network2', 'solver']"]),
+    "unknown_weight_init": (f"{MNIST}.weight_init", "xavier", ["weight_init", "['default', 'large']"]),
+    "unknown_dtype": ("data.mnist.dtype", "float16", ["dtype", "['float32', 'float64']"]),
     "unknown_distribution": ("experiments.cifar_challenge.search.space.batch_size", {"normal": [1, 2]},
-                             ["'normal' was unexpected", "'loguniform'"]),
+                             ["'normal' was unexpected", "loguniform"]),
     # duplicate seeds (duplicate run IDs)
-    "duplicate_seeds": ("experiments.mnist_cost.seeds", [1, 1], ["['seeds']", "non-unique elements"]),
+    "duplicate_seeds": ("experiments.mnist_cost.seeds", [1, 1], ["seeds", "non-unique elements"]),
 }
 
 
@@ -199,7 +206,7 @@ def test_subset_larger_than_training_set_names_train_size():
 # Each: (dotted path, bad value, fragments of Snakemake's error output). Grid and search values are
 # not covered by the schema's `params`; common.smk validates each expanded run against it.
 SNAKEMAKE_CASES = {
-    "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "['params']"]),
+    "unknown_param": (f"{MNIST}.epoch", 3, ["'epoch' was unexpected", "experiments.mnist_cost.params:"]),
     "unknown_cost_in_grid_points": (
         "experiments.mnist_cost.grid.points.1.cost", "hinge",
         ["experiments.mnist_cost (run mnist_cost/cost=hinge+",
@@ -209,7 +216,7 @@ SNAKEMAKE_CASES = {
         ["experiments.mnist_overfitting", "lmbda: -0.1 is less than the minimum of 0"]),
     "hidden_0_in_search_space": (
         "experiments.cifar_challenge.search.space.hidden_dims", {"choice": [[0]]},
-        ["experiments.cifar_challenge (run cifar_challenge/cand=000/seed=1): hidden_dims.0:",
+        ["experiments.cifar_challenge (run cifar_challenge/cand=000/seed=1): hidden_dims[0]:",
          "0 is less than the minimum of 1"]),
     "unknown_optimizer_in_search_space": (
         "experiments.cifar_challenge.search.space.update_rule", {"choice": ["nesterov"]},

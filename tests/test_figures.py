@@ -60,7 +60,11 @@ def make_tables(root, runs):
 def run_figure(root, experiment, runs, analysis=None, canonical=True, extra=None):
     m, s = make_tables(root, runs)
     prov = Path(root) / "provenance.json"
-    write_json(prov, {"canonical": canonical, "note": "" if canonical else JPEG_NOTE})
+    dataset = "cifar10" if experiment.startswith("cifar") else "mnist"
+    splits = {"train": 49000, "val": 1000, "test": 10000} if dataset == "cifar10" else \
+        {"train": 50000, "val": 10000, "test": 10000}
+    write_json(prov, {"canonical": canonical, "note": "" if canonical else JPEG_NOTE,
+                      "dataset": dataset, "splits": splits})
     out = Path(root) / "out"
     numbers = report_experiment.experiment_figure(
         experiment,
@@ -68,13 +72,14 @@ def run_figure(root, experiment, runs, analysis=None, canonical=True, extra=None
         m,
         s,
         prov,
-        REPORT / f"{experiment}.rst",
+        REPORT / f"{KIND[experiment]}.rst",
         json.dumps(analysis or {}),
         out / "figure.png",
         out / "figure.pdf",
         out / "caption.rst",
         out / "numbers.json",
         extra=extra,
+        title=f"A title for {experiment}.",
     )
     for name in ("figure.png", "figure.pdf", "caption.rst", "numbers.json"):
         assert (out / name).stat().st_size > 0, name
@@ -165,7 +170,9 @@ def test_mnist_cost(tmp_path):
             diverged=3,
         )
     )
-    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    reference = {"source": "the book", "weight_init": "large",
+                 "test_accuracy": {"quadratic": 0.9542, "cross_entropy": 0.9549}}
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs, {"reference": reference})
     g = {x["group"]: x for x in numbers["groups"]}
     q = g["cost=quadratic+eta=3.0+weight_init=large"]
     assert q["n_seeds"] == 2
@@ -179,9 +186,25 @@ def test_mnist_cost(tmp_path):
     assert "(diverged at epoch 3)" in caption
     assert "1 of 9 runs diverged" in caption
     assert "91.1%" in caption  # quadratic/large mean final test accuracy
-    assert "95.42" in caption and "95.49" in caption
+    assert "Against the book" in caption and "95.42" in caption and "95.49" in caption
     assert "Data:" not in caption
+    # structural facts come from the runs' parameters and the provenance, not from the template
+    assert caption.startswith("**A title for mnist_cost.**")
+    assert "the 10,000 MNIST test images" in caption and "50,000 training images" in caption
+    assert "network2 [784, 30, 10]" in caption
 
+
+def test_mnist_cost_without_a_reference_says_nothing_about_one(tmp_path):
+    runs = [
+        write_run(tmp_path, "mnist_cost", f"cost={cost}+weight_init=large", 1,
+                  {"cost": cost, "weight_init": "large", "sizes": [784, 100, 10]},
+                  network2_wide(np.array([0.9, 0.91]), np.array([0.92, 0.93])))
+        for cost in ("quadratic", "cross_entropy")
+    ]
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    assert numbers["reference_comparison"] == ""
+    assert "book" not in caption and "Against" not in caption
+    assert "network2 [784, 100, 10]" in caption
 
 # ---------------------------------------------------------------------------------------------
 # mnist_overfitting
@@ -208,7 +231,8 @@ def test_mnist_overfitting(tmp_path):
                     network2_wide(test, train, cost),
                 )
             )
-    analysis = {"from_epoch": 10, "smooth_window": 5, "plateau_tolerance": 0.0}
+    analysis = {"from_epoch": 10, "smooth_window": 5, "plateau_tolerance": 0.0,
+                "reference": {"source": "the book", "peak_test_accuracy": {"0.0": 0.8227, "0.1": 0.871}}}
     numbers, caption = run_figure(tmp_path, "mnist_overfitting", runs, analysis)
     assert numbers["base_stop_improving_epoch"] == 20
     assert numbers["l2_stop_improving_epoch"] == 30
@@ -226,7 +250,8 @@ def test_mnist_overfitting(tmp_path):
     assert "stops improving at epoch 20" in caption
     assert "training cost keeps falling" in caption
     assert "+5.00 points, higher" in caption
-    assert "82.27" in caption and "87.1" in caption
+    assert "Against the book" in caption and "82.27" in caption and "87.1" in caption
+    assert "first 1,000 MNIST training images" in caption
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import scipy.sparse as sp
 
 from nnflow.pagerank import graphs
 from nnflow.pagerank import ranking as P
+from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, validate_config
 
 MODEL = [[1, 2], [1, 3], [2, 4], [3, 1], [3, 2], [3, 5], [4, 5], [5, 6], [6, 4]]
 
@@ -231,9 +232,9 @@ def _pagerank_config(**changes):
 
 
 def _validate(cfg):
-    from snakemake.utils import validate
-
-    validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    schema = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    validate_config(cfg, schema)
+    fill_defaults(cfg, schema)
 
 
 def test_config_pagerank_section_is_valid_and_describes_the_model_internet():
@@ -259,9 +260,7 @@ def test_config_pagerank_section_is_valid_and_describes_the_model_internet():
     ],
 )
 def test_config_bad_pagerank_values_are_rejected(changes, match):
-    from snakemake.exceptions import WorkflowError
-
-    with pytest.raises(WorkflowError, match=match):
+    with pytest.raises(ConfigError, match=match):
         _validate(_pagerank_config(**changes))
 
 

@@ -198,7 +198,7 @@ def test_deleting_one_run_regenerates_only_that_run(copy_of):
 
 def _rule_kind(rule: str) -> str:
     """A rule name with the per-experiment / per-graph suffix of generated rules dropped."""
-    for prefix in ("figure_", "pagerank_analyse_", "pagerank_figures_"):
+    for prefix in ("pagerank_analyse_", "pagerank_figures_"):
         if rule.startswith(prefix):
             return prefix.rstrip("_")
     return rule
@@ -216,7 +216,10 @@ SOLVER_AND_NETWORK2 = {"train_network2", "train_solver", "challenge_final"}
     ("train/trainers/network2.py", {"train_network2"}),
     ("train/checkpoint.py", SOLVER_AND_NETWORK2),
     ("data/formats.py", {"prepare_dataset"}),
-    ("report/figures.py", {"figure"}),
+    ("report/figures/common.py", {f"figure_{e}" for e in (
+        "mnist_cost", "mnist_overfitting", "cifar_overfitting", "cifar_optimizers", "cifar_challenge",
+        "unstable_gradients")}),
+    ("report/figures/update_rules.py", {"figure_cifar_optimizers"}),
     ("report/tables.py", {"experiment_table", "metrics_table", "environment_table"}),
     ("theory/unstable.py", {"unstable_theory"}),
     ("pagerank/graphs.py", {"pagerank_analyse", "pagerank_scale_case"}),
@@ -247,6 +250,90 @@ def test_editing_a_module_reruns_exactly_the_jobs_that_import_it(smoke, tmp_path
     rows = [line.split("\t") for line in proc.stdout.splitlines()[1:] if "\t" in line]
     changed = {_rule_kind(row[2]) for row in rows if row[-2] == "params changed"}
     assert changed == expected, sorted(changed)
+
+
+def test_a_new_experiment_needs_only_config_yaml(copy_of):
+    """(a) An experiment of an existing trainer and figure kind, added in config.yaml alone,
+    reaches its runs, metrics.csv, summary.csv, its figure and the report; one without a
+    figure still reaches the tables."""
+    work, mirror = copy_of
+    params = {"sizes": [784, 12, 10], "epochs": 2, "mini_batch_size": 10, "eta": 0.5,
+              "lmbda": 0.0, "train_size": 120, "weight_init": "default"}
+
+    def change(cfg):
+        cfg["experiments"]["my_cost_study"] = {
+            "trainer": "network2", "dataset": "mnist", "seeds": [1], "params": params,
+            "grid": {"points": [{"cost": "quadratic"}, {"cost": "cross_entropy"}]},
+            "figure": "cost_comparison",
+            "report": {"category": "My own studies", "subcategory": "costs, smaller net",
+                       "title": "My study of the two costs."},
+        }
+        cfg["experiments"]["my_plain_runs"] = {
+            "trainer": "network2", "dataset": "mnist", "seeds": [1, 2],
+            "params": {**params, "cost": "cross_entropy"},
+        }
+
+    edit_config(work, change)
+    snakemake(work, mirror=mirror)
+    snakemake(work, "--report", str(work / "results" / "report.html"), mirror=mirror)
+    results = work / "results"
+    assert len(list((results / "runs" / "my_cost_study").rglob("run.json"))) == 2
+    summary = pd.read_csv(results / "summary.csv")
+    counts = summary["experiment"].value_counts()
+    assert counts["my_cost_study"] == 2 and counts["my_plain_runs"] == 2
+    assert {"my_cost_study", "my_plain_runs"} <= set(pd.read_csv(results / "metrics.csv")["experiment"])
+    study = results / "experiments" / "my_cost_study"
+    assert (study / "figure.png").stat().st_size > 0
+    caption = (study / "caption.rst").read_text()
+    assert caption.startswith("**My study of the two costs.**")
+    assert "network2 [784, 12, 10]" in caption and "120 training images" in caption
+    assert not (results / "experiments" / "my_plain_runs" / "figure.png").exists()
+    report = (results / "report.html").read_text(errors="replace")
+    assert "My own studies" in report and "costs, smaller net" in report
+
+
+NEW_RULE = """
+
+def sign_sgd(w, dw, config=None):
+    \"\"\"A rule added by a test: ``w <- w - learning_rate * sign(dw)``.\"\"\"
+    w, dw, config = _prepare(w, dw, config)
+    w -= config.setdefault("learning_rate", 1e-2) * np.sign(dw)
+    return w, config
+
+
+UPDATE_RULES["sign_sgd"] = sign_sgd
+"""
+
+
+def test_a_new_update_rule_needs_its_function_and_registry_entry(copy_of, tmp_path):
+    """(c) A rule added to nnflow.nn.optim (function + registry entry, nothing else) is
+    accepted by the config, trained with, and listed in the caption of the rules compared."""
+    work, mirror = copy_of
+    src = tmp_path / "src"
+    shutil.copytree(ROOT / "src", src, ignore=shutil.ignore_patterns("*.egg-info", "__pycache__"))
+    with open(src / "nnflow" / "nn" / "optim.py", "a") as fh:
+        fh.write(NEW_RULE)
+
+    def change(cfg):
+        cfg["experiments"]["cifar_optimizers"]["grid"]["points"].append(
+            {"update_rule": "sign_sgd", "learning_rate": 0.0001})
+
+    edit_config(work, change)
+    cmd = [SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile",
+           str(work / "config.yaml"), "--cores", "2", "results/experiments/cifar_optimizers/caption.rst"]
+    env = {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror),
+           "PYTHONPATH": f"{src}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    caption = (work / "results" / "experiments" / "cifar_optimizers" / "caption.rst").read_text()
+    assert "each of the three update rules (sgd, adam, sign_sgd)" in caption
+    run = work / "results" / "runs" / "cifar_optimizers" / "learning_rate=0.0001+update_rule=sign_sgd"
+    assert (run / "seed=1" / "run.json").exists()
+    # without the registry entry the same config is refused, naming the key
+    proc = subprocess.run([*cmd[:-1], "-n"], env={**env, "PYTHONPATH": str(ROOT / "src")},
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode != 0
+    assert "update_rule: 'sign_sgd' is not one of" in proc.stdout + proc.stderr
 
 
 def test_full_config_dry_run_lists_every_run_with_resources():

@@ -15,36 +15,37 @@ rule experiment_table:
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
     wildcard_constraints:
-        experiment=wildcard_alternatives(plotted_experiments()),
+        experiment=wildcard_alternatives(trained_experiments()),
     script:
         "../scripts/experiment_table.py"
 
 
 for _experiment in plotted_experiments():
-    _kind, _category, _subcategory = REPORT_CATEGORY[_experiment]
+    _cfg = config["experiments"][_experiment]
     _out = f"{EXPERIMENTS_DIR}/{_experiment}"
 
     rule:
         name:
             f"figure_{_experiment}"
         input:
-            **_figure_inputs(_experiment),
-            template=str(REPORT_TEMPLATES / f"{_experiment}.rst"),
+            **figure_inputs(_experiment),
+            template=str(REPORT_TEMPLATES / f"{_cfg['figure']}.rst"),
         output:
             png=report(
                 f"{_out}/figure.png",
                 caption=str(Path(f"{_out}/caption.rst").resolve()),
-                category=_category,
-                subcategory=_subcategory,
+                category=_cfg["report"]["category"],
+                subcategory=_cfg["report"]["subcategory"],
             ),
             pdf=f"{_out}/figure.pdf",
             caption=f"{_out}/caption.rst",
             numbers=f"{_out}/numbers.json",
         params:
             experiment=_experiment,
-            kind=_kind,
-            analysis=canonical_json(config["experiments"][_experiment]["analysis"]),
-            code=code_hash("experiment_figure.py", figure_module(_kind)),
+            kind=_cfg["figure"],
+            title=_cfg["report"]["title"],
+            analysis=canonical_json(_cfg["analysis"]),
+            code=code_hash("experiment_figure.py", figure_kind(_cfg["figure"]).module),
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
         script:
@@ -54,8 +55,8 @@ for _experiment in plotted_experiments():
 rule metrics_table:
     """One tidy table of every run's per-epoch metrics, and one summary row per run."""
     input:
-        metrics=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv", experiment=plotted_experiments()),
-        summaries=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv", experiment=plotted_experiments()),
+        metrics=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv", experiment=trained_experiments()),
+        summaries=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv", experiment=trained_experiments()),
     output:
         metrics=f"{RESULTS}/metrics.csv",
         summary=report(

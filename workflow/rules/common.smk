@@ -1,27 +1,22 @@
 # Input functions and targets. The configuration is resolved in the package
-# (nnflow.workflow.config): Snakemake validates it against the schema, which fills in
-# every default, and the runs' own parameters are checked against the same schema.
+# (nnflow.workflow.config): validated against the schema (registry names from the
+# package), defaults filled in from the schema, the runs expanded and validated.
 import os
 from pathlib import Path
-
-from snakemake.utils import validate
 
 from nnflow.data.fetch import FetchOptions
 from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
 from nnflow.data.sources import DATASETS as DATA_SOURCES
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
-from nnflow.report.experiment import figure_module
+from nnflow.report.kinds import figure_kind
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
-from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_runs
+from nnflow.workflow.config import ConfigError, load_schema, resolve_config
 from nnflow.workflow.sourcehash import job_source_hash
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
-validate(config, schema=str(SCHEMA))
-fill_defaults(config, load_schema(SCHEMA))
-
 try:
-    RUNS = resolve_runs(config, load_schema(SCHEMA))
+    RUNS = resolve_config(config, load_schema(SCHEMA))
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
@@ -168,12 +163,20 @@ def run_runtime(wildcards):
 CHECKPOINTS = f"{RESULTS}/checkpoints"
 
 
-def challenge_candidates(wildcards):
-    return [f"{run_dir(r)}/run.json" for r in runs_of("cifar_challenge")]
+def search_experiments():
+    """Experiments whose random search is followed by a final retraining (`search` + `final`)."""
+    return [
+        e for e in dict.fromkeys(r.experiment for r in RUNS.values())
+        if {"search", "final"} <= set(config["experiments"][e])
+    ]
 
 
-CHALLENGE = f"{RESULTS}/experiments/cifar_challenge"
-CHALLENGE_CFG = config["experiments"]["cifar_challenge"] if runs_of("cifar_challenge") else None
+def search_candidates(wildcards):
+    return [f"{run_dir(r)}/run.json" for r in runs_of(wildcards.experiment)]
+
+
+def search_cfg(wildcards):
+    return config["experiments"][wildcards.experiment]
 
 
 def run_files(run):
@@ -193,15 +196,14 @@ def targets_training():
 EXPERIMENTS_DIR = f"{RESULTS}/experiments"
 
 
-# experiment -> (figure kind, report category, report subcategory)
-REPORT_CATEGORY = {
-    "mnist_cost": ("cost_comparison", "MNIST sheet (Blatt 10)", "25a cost functions"),
-    "mnist_overfitting": ("overfitting_l2", "MNIST sheet (Blatt 10)", "25b/c overfitting and L2"),
-    "unstable_gradients": ("layer_gradients", "MNIST sheet (Blatt 10)", "26 unstable gradients"),
-    "cifar_overfitting": ("overfitting_subset", "CIFAR sheet (Aufgabe 11)", "11a overfitting 2,500 pairs"),
-    "cifar_optimizers": ("update_rules", "CIFAR sheet (Aufgabe 11)", "11b update rules"),
-    "cifar_challenge": ("random_search", "CIFAR sheet (Aufgabe 11)", "11c accuracy challenge"),
-}
+def trained_experiments():
+    """Experiments with runs, in config order: each gets its tables in metrics/summary.csv."""
+    return list(dict.fromkeys(r.experiment for r in RUNS.values()))
+
+
+def plotted_experiments():
+    """Trained experiments that declare a figure kind (config `figure:`)."""
+    return [e for e in trained_experiments() if "figure" in config["experiments"][e]]
 
 
 def experiment_run_files(experiment):
@@ -212,26 +214,28 @@ def experiment_run_files(experiment):
     }
 
 
-def plotted_experiments():
-    return [name for name in REPORT_CATEGORY if runs_of(name)]
+# Files a figure kind may read beyond the experiment's tables (FigureKind.extra_inputs),
+# written by the search rules of train.smk.
+SEARCH_OUTPUTS = {
+    "chosen": "chosen.json",
+    "final_metrics": "final/metrics.csv",
+    "final_test": "final/test.json",
+}
 
 
-def _figure_inputs(experiment):
-    inputs = {
+def figure_inputs(experiment):
+    kind = figure_kind(config["experiments"][experiment]["figure"])
+    dataset = runs_of(experiment)[0].dataset
+    return {
         "metrics": f"{EXPERIMENTS_DIR}/{experiment}/metrics.csv",
         "summary": f"{EXPERIMENTS_DIR}/{experiment}/summary.csv",
+        "provenance": f"{DATA_DIR}/{dataset}/provenance.json",
+        **{name: f"{EXPERIMENTS_DIR}/{experiment}/{SEARCH_OUTPUTS[name]}" for name in kind.extra_inputs},
     }
-    if experiment == "cifar_challenge":
-        inputs["chosen"] = f"{EXPERIMENTS_DIR}/cifar_challenge/chosen.json"
-        inputs["final_metrics"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/metrics.csv"
-        inputs["final_test"] = f"{EXPERIMENTS_DIR}/cifar_challenge/final/test.json"
-    dataset = runs_of(experiment)[0].dataset
-    inputs["provenance"] = f"{DATA_DIR}/{dataset}/provenance.json"
-    return inputs
 
 
 def targets_aggregate():
-    if not plotted_experiments():
+    if not trained_experiments():
         return []
     figures = [f"{EXPERIMENTS_DIR}/{e}/figure.png" for e in plotted_experiments()]
     tables = ["metrics.csv", "summary.csv", "environment.csv"]
@@ -255,9 +259,11 @@ THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
 
 
 def unstable_theory_cfg():
-    """The theory section of unstable_gradients (None when absent or disabled)."""
-    ug = config["experiments"].get("unstable_gradients")
-    return ug.get("theory") if ug and ug["enabled"] else None
+    """The `theory` section of the enabled experiment that has one (None if none has)."""
+    sections = [e["theory"] for e in config["experiments"].values() if e["enabled"] and "theory" in e]
+    if len(sections) > 1:
+        raise WorkflowError("invalid configuration: only one experiment may have a theory section")
+    return sections[0] if sections else None
 
 
 def complex_backprop_cfg():

@@ -39,44 +39,49 @@ use rule train_network2 as train_solver with:
         experiment=wildcard_alternatives(experiments_with("solver")),
 
 
-# The accuracy challenge's selection and final run exist only when it has runs.
-if CHALLENGE_CFG is not None:
-
-    rule challenge_select:
-        """The random search's winner, chosen on validation accuracy only."""
-        input:
-            runs=challenge_candidates,
-        output:
-            chosen=f"{CHALLENGE}/chosen.json",
-        params:
-            code=code_hash("challenge_select.py"),
-        log:
-            f"{RESULTS}/logs/experiments/cifar_challenge/select.log",
-        script:
-            "../scripts/challenge_select.py"
+# A random search (config `search` + `final`, e.g. the accuracy challenge): its winner,
+# chosen on validation accuracy only, retrained with the final budget and tested once.
 
 
-    rule challenge_final:
-        """Retrain the chosen candidate with the final budget; evaluate once on the test set."""
-        input:
-            chosen=f"{CHALLENGE}/chosen.json",
-            data=prepared("cifar10"),
-        output:
-            **run_outputs(f"{CHALLENGE}/final"),
-            iterations=f"{CHALLENGE}/final/iterations.csv",
-            test=f"{CHALLENGE}/final/test.json",
-        params:
-            final=lambda wc: canonical_json(CHALLENGE_CFG.get("final", {})),
-            data_dir=lambda wc, input: os.path.dirname(input.data[0]),
-            checkpoint=f"{CHECKPOINTS}/cifar_challenge/final",
-            code=code_hash("challenge_final.py"),
-        log:
-            f"{RESULTS}/logs/experiments/cifar_challenge/final.log",
-        benchmark:
-            f"{RESULTS}/benchmarks/experiments/cifar_challenge_final.tsv"
-        threads: CHALLENGE_CFG["resources"]["threads"]
-        resources:
-            mem_mb=CHALLENGE_CFG["resources"]["mem_mb"],
-            runtime=CHALLENGE_CFG["resources"]["runtime"],
-        script:
-            "../scripts/challenge_final.py"
+rule challenge_select:
+    """The random search's winner, chosen on validation accuracy only."""
+    input:
+        runs=search_candidates,
+    output:
+        chosen=f"{EXPERIMENTS_DIR}/{{experiment}}/chosen.json",
+    params:
+        code=code_hash("challenge_select.py"),
+    log:
+        f"{RESULTS}/logs/experiments/{{experiment}}/select.log",
+    wildcard_constraints:
+        experiment=wildcard_alternatives(search_experiments()),
+    script:
+        "../scripts/challenge_select.py"
+
+
+rule challenge_final:
+    """Retrain the chosen candidate with the final budget; evaluate once on the test set."""
+    input:
+        chosen=f"{EXPERIMENTS_DIR}/{{experiment}}/chosen.json",
+        data=lambda wc: prepared(runs_of(wc.experiment)[0].dataset),
+    output:
+        **run_outputs(f"{EXPERIMENTS_DIR}/{{experiment}}/final"),
+        iterations=f"{EXPERIMENTS_DIR}/{{experiment}}/final/iterations.csv",
+        test=f"{EXPERIMENTS_DIR}/{{experiment}}/final/test.json",
+    params:
+        final=lambda wc: canonical_json(search_cfg(wc)["final"]),
+        data_dir=lambda wc, input: os.path.dirname(input.data[0]),
+        checkpoint=f"{CHECKPOINTS}/{{experiment}}/final",
+        code=code_hash("challenge_final.py"),
+    log:
+        f"{RESULTS}/logs/experiments/{{experiment}}/final.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/experiments/{{experiment}}_final.tsv"
+    wildcard_constraints:
+        experiment=wildcard_alternatives(search_experiments()),
+    threads: lambda wc: search_cfg(wc)["resources"]["threads"]
+    resources:
+        mem_mb=lambda wc: search_cfg(wc)["resources"]["mem_mb"],
+        runtime=lambda wc: search_cfg(wc)["resources"]["runtime"],
+    script:
+        "../scripts/challenge_final.py"

@@ -8,6 +8,7 @@ with job(snakemake) as smk:
     experiment_figure(
         experiment=smk.params.experiment,
         kind=smk.params.kind,
+        title=smk.params.title,
         metrics_path=inputs["metrics"],
         summary_path=inputs["summary"],
         provenance_path=inputs["provenance"],

@@ -31,6 +31,7 @@ class SourceFile:
 @dataclass(frozen=True)
 class DatasetSource:
     name: str  # nnflow's dataset name ("mnist", "cifar10")
+    label: str  # how figures and captions name it ("MNIST", "CIFAR-10")
     mirror_subdir: str  # folder of the files inside a mirror
     base_urls: tuple[str, ...]  # tried in order; a file's URL is base + name
     files: tuple[SourceFile, ...]
@@ -51,6 +52,7 @@ class DatasetSource:
 
 MNIST = DatasetSource(
     name="mnist",
+    label="MNIST",
     mirror_subdir="mnist",
     base_urls=(
         "http://yann.lecun.com/exdb/mnist/",
@@ -67,6 +69,7 @@ MNIST = DatasetSource(
 
 CIFAR10 = DatasetSource(
     name="cifar10",
+    label="CIFAR-10",
     mirror_subdir="cifar-10",
     base_urls=("https://www.cs.toronto.edu/~kriz/",),
     files=(SourceFile("cifar-10-binary.tar.gz", "c32a1d4ab5d03f1284b67883e8d87530", "file"),),

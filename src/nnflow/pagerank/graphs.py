@@ -145,6 +145,7 @@ def edge_list(
 
 
 _DELIMITERS = {"comma": ",", "tab": "\t", "whitespace": None}
+DELIMITERS = ("auto", *_DELIMITERS)  # "auto": by file suffix
 
 
 def _delimiter_for(path: Path, delimiter: str) -> str | None:

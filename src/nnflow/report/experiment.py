@@ -1,10 +1,8 @@
 """One training experiment's figure: its numbers, drawing and caption, by figure kind.
 
-The figure kinds are registered once, by module path, in :data:`FIGURE_KINDS`; each
-module (``nnflow.report.figures.<kind>``) has ``build(tidy, analysis, extra) ->
-(figure, numbers)`` and ``EXTRA_INPUTS``, the files beyond the experiment's tables
-it reads. Only the kind an experiment names is imported, so a figure job's source
-hash covers its own kind's code.
+The figure kinds are registered once, in :data:`nnflow.report.kinds.FIGURE_KINDS`;
+only the kind an experiment names is imported, so a figure job's source hash
+covers its own kind's code.
 """
 
 from __future__ import annotations
@@ -22,45 +20,35 @@ from matplotlib.figure import Figure
 from nnflow.files import read_json, write_json
 from nnflow.report.captions import render_caption
 from nnflow.report.drawing import save_figure
-from nnflow.report.figures.common import add_footnote, data_note, load_tidy, run_counts, run_table
-
-FIGURE_KINDS = {
-    "cost_comparison": "nnflow.report.figures.cost_comparison",
-    "overfitting_l2": "nnflow.report.figures.overfitting_l2",
-    "overfitting_subset": "nnflow.report.figures.overfitting_subset",
-    "update_rules": "nnflow.report.figures.update_rules",
-    "random_search": "nnflow.report.figures.random_search",
-    "layer_gradients": "nnflow.report.figures.layer_gradients",
-}
-
-
-def figure_module(kind: str) -> str:
-    """The module path of the figure kind ``kind``."""
-    try:
-        return FIGURE_KINDS[kind]
-    except KeyError:
-        raise ValueError(f"unknown figure kind {kind!r} (known: {', '.join(sorted(FIGURE_KINDS))})") from None
+from nnflow.report.figures.common import (
+    add_footnote,
+    data_note,
+    load_tidy,
+    run_counts,
+    run_table,
+    structure_facts,
+)
+from nnflow.report.kinds import figure_kind, resolve_analysis
 
 
 def load_kind(kind: str) -> ModuleType:
-    return importlib.import_module(figure_module(kind))
-
-
-def extra_inputs(kind: str) -> tuple[str, ...]:
-    """The names of the files a figure of this kind reads beyond the experiment's tables."""
-    return tuple(load_kind(kind).EXTRA_INPUTS)
+    return importlib.import_module(figure_kind(kind).module)
 
 
 def build(
-    kind: str, tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any] | None = None
+    kind: str,
+    tidy: pd.DataFrame,
+    analysis: Mapping[str, Any],
+    extra: Mapping[str, Any] | None = None,
+    facts: Mapping[str, Any] | None = None,
 ) -> tuple[Figure, dict[str, Any]]:
-    """(figure, numbers) of one experiment, without the shared run/data numbers."""
-    module = load_kind(kind)
+    """(figure, numbers) of one experiment; ``facts`` (dataset, sizes, net) come first in numbers."""
     extra = dict(extra or {})
-    missing = sorted(set(module.EXTRA_INPUTS) - set(extra))
+    missing = sorted(set(figure_kind(kind).extra_inputs) - set(extra))
     if missing:
         raise ValueError(f"a {kind} figure needs the extra inputs {missing}")
-    return module.build(tidy, analysis, extra)
+    analysis = resolve_analysis(kind, analysis)
+    return load_kind(kind).build(tidy, analysis, extra, dict(facts or {}))
 
 
 def experiment_figure(
@@ -76,10 +64,13 @@ def experiment_figure(
     out_caption: str | os.PathLike,
     out_numbers: str | os.PathLike,
     extra: Mapping[str, Any] | None = None,
+    title: str = "",
 ) -> dict[str, Any]:
     """Draw the experiment's figure of kind ``kind``, write numbers.json and the caption.
 
-    Returns the numbers (those of the kind plus the run counts and the data note).
+    ``title`` is the caption's first sentence (config ``report.title``). Returns the
+    numbers: the run counts, the data note, the structural facts (dataset, split
+    sizes, net, from the runs' parameters and the provenance) and the kind's own.
     """
     if isinstance(analysis, str):
         analysis = json.loads(analysis) if analysis.strip() else {}
@@ -93,9 +84,11 @@ def experiment_figure(
     provenance = read_json(provenance_path)
     canonical, note = data_note(provenance)
 
-    fig, numbers = build(kind, tidy, analysis, extra)
+    facts = structure_facts(runs, provenance)
+    fig, numbers = build(kind, tidy, analysis, extra, facts)
     numbers = {
         "experiment": experiment,
+        "title": title,
         "dataset_canonical": canonical,
         "data_note": note,
         **run_counts(runs),

@@ -1,24 +1,32 @@
-"""The configuration resolved once: defaults filled, runs expanded and validated.
+"""The configuration resolved once: validated, defaults filled, runs expanded.
 
-Snakemake validates ``config.yaml`` against ``workflow/schemas/config.schema.yaml``
-and fills in defaults, but only those written directly at a property, not those of
-a ``$ref``'d definition (an experiment without ``resources`` kept none).
-:func:`fill_defaults` completes that from the same schema, so every default is
-stated once, there. The values a grid point or a search candidate adds to
-``params`` are checked against the same schema (the trainer's ``<trainer>_params``
-definition), so a bad grid value is named before any job runs.
+``workflow/schemas/config.schema.yaml`` describes every key. Where a value must be
+the name of something the package registers (an update rule, a trainer, a figure
+kind, a dataset, ...), the schema says ``x-registry: "module:NAME"`` and
+:func:`load_schema` turns it into an ``enum`` of that registry's names: a new update
+rule needs its function and its registry entry, not a schema edit.
+
+:func:`validate_config` checks the config against the schema and names the key of
+the first problem; :func:`fill_defaults` then sets every default the schema states
+(following ``$ref``, which Snakemake's own validation does not), so each default is
+stated once, in the schema. The values a grid point or a search candidate adds to
+``params`` are checked against the trainer's ``<trainer>_params`` definition, so a
+bad grid value is named before any job runs.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib
 import os
 from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
 
+from nnflow.report.kinds import figure_kind, resolve_analysis
 from nnflow.train.grid import Run, expand_runs
 
 
@@ -26,9 +34,51 @@ class ConfigError(ValueError):
     """An invalid configuration; the message names the key."""
 
 
+REGISTRY_KEY = "x-registry"
+
+
+def registry_names(reference: str) -> list[str]:
+    """The names of the registry ``"module:ATTRIBUTE"`` (a dict's keys or a sequence), in order."""
+    module, _, attribute = reference.partition(":")
+    return [str(name) for name in getattr(importlib.import_module(module), attribute)]
+
+
+def _resolve_registries(node: Any) -> None:
+    if isinstance(node, dict):
+        if REGISTRY_KEY in node:
+            node["enum"] = registry_names(node[REGISTRY_KEY])
+        for value in node.values():
+            _resolve_registries(value)
+    elif isinstance(node, list):
+        for value in node:
+            _resolve_registries(value)
+
+
 def load_schema(path: str | os.PathLike) -> dict[str, Any]:
+    """The config schema, with every ``x-registry`` turned into the registry's ``enum``."""
     with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        schema = yaml.safe_load(fh)
+    _resolve_registries(schema)
+    return schema
+
+
+def key_path(parts: Any) -> str:
+    """('experiments', 'x', 'params', 'sizes', 1) -> 'experiments.x.params.sizes[1]'."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` naming the key of the most relevant schema violation."""
+    error = best_match(Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return
+    message = error.message
+    if error.validator == "additionalProperties" and "properties" in error.schema:
+        message += f"; allowed: {', '.join(error.schema['properties'])}"
+    raise ConfigError(f"{key_path(error.absolute_path)}: {message}")
 
 
 _ABSENT = object()
@@ -51,7 +101,7 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
     """Set the schema's ``default`` of every absent property, recursively and in place.
 
     Follows local ``$ref`` (at the property and inside it), ``properties``,
-    ``additionalProperties`` and ``items``; returns ``instance``.
+    ``additionalProperties``, ``items`` and the branch ``if`` selects; returns ``instance``.
     """
     root = schema if root is None else root
     schema = _resolve(schema, root)
@@ -68,6 +118,11 @@ def fill_defaults(instance: Any, schema: Mapping[str, Any], root: Mapping[str, A
             for key, value in instance.items():
                 if key not in properties:
                     fill_defaults(value, extra, root)
+        if "if" in schema:
+            condition = {**schema["if"], "definitions": root.get("definitions", {})}
+            branch = schema.get("then" if Draft202012Validator(condition).is_valid(instance) else "else")
+            if branch is not None:
+                fill_defaults(instance, branch, root)
     elif isinstance(instance, list) and isinstance(schema.get("items"), dict):
         for item in instance:
             fill_defaults(item, schema["items"], root)
@@ -90,15 +145,41 @@ def validate_run_params(runs: Mapping[str, Run], schema: Mapping[str, Any]) -> N
         errors = sorted(validators[run.trainer].iter_errors(run.params), key=str)
         if errors:
             error = errors[0]
-            key = ".".join(str(p) for p in error.absolute_path) or "(params)"
+            key = key_path(error.absolute_path) if error.absolute_path else "(params)"
             raise ConfigError(f"experiments.{run.experiment} (run {run.run_id}): {key}: {error.message}")
+
+
+def validate_figures(experiments: Mapping[str, Any]) -> None:
+    """Every enabled experiment's figure kind has the config keys it needs."""
+    for name, exp in experiments.items():
+        if not exp.get("enabled", True) or "figure" not in exp:
+            continue
+        try:
+            kind = figure_kind(exp["figure"])
+        except ValueError as exc:
+            raise ConfigError(f"experiments.{name}.figure: {exc}") from None
+        missing = [key for key in kind.needs if key not in exp]
+        if missing:
+            raise ConfigError(f"experiments.{name}: figure {exp['figure']!r} needs {', '.join(missing)}")
+        try:
+            resolve_analysis(exp["figure"], exp.get("analysis"))
+        except ValueError as exc:
+            raise ConfigError(f"experiments.{name}.analysis: {exc}") from None
 
 
 def resolve_runs(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Run]:
     """The runs of every enabled training experiment, keyed by run ID, validated."""
+    validate_figures(config["experiments"])
     try:
         runs = expand_runs(config["experiments"])
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     validate_run_params(runs, schema)
     return runs
+
+
+def resolve_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Run]:
+    """Validate ``config``, fill in its defaults (in place) and return its validated runs."""
+    validate_config(config, schema)
+    fill_defaults(config, schema)
+    return resolve_runs(config, schema)

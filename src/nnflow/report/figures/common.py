@@ -33,12 +33,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nnflow.data.sources import DATASETS
+from nnflow.nn.optim import UPDATE_RULES
 from nnflow.train.grid import LABEL_SEPARATOR
 
 SPREAD = "min–max over seeds"
 
 
-RULE_ORDER = ["sgd", "sgd_momentum", "rmsprop", "adam"]
+RULE_ORDER = list(UPDATE_RULES)  # the registry's order
 
 
 PRETTY_KEY = {"lmbda": "λ", "eta": "η", "learning_rate": "lr", "weight_init": "init"}
@@ -335,3 +337,91 @@ def bullet_list(lines: Sequence[str]) -> str:
 def seeds_in(band: pd.DataFrame, group: str) -> int:
     c = group_curve(band, group)
     return int(c["n"].max()) if len(c) else 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Structural facts: what titles and captions say about the setup, read from the runs
+# ---------------------------------------------------------------------------------------------
+
+ACTIVATION_LABELS = {"relu": "ReLU", "sigmoid": "sigmoid", "tanh": "tanh"}
+NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten")
+
+
+def count_text(n: int) -> str:
+    """3 -> 'three' (words up to ten, digits with thousands separators above)."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else f"{n:,}"
+
+
+def _ints(text: Any) -> list[int]:
+    """'784x30x10' (a list parameter in the tables) or a list -> [784, 30, 10]."""
+    if isinstance(text, list | tuple):
+        return [int(v) for v in text]
+    return [int(v) for v in str(text).split("x") if v.strip()]
+
+
+def _uniform(runs: pd.DataFrame, column: str) -> Any:
+    """The value of ``column`` shared by every run; None if absent or if the runs differ."""
+    if column not in runs:
+        return None
+    values = runs[column].drop_duplicates()
+    if len(values) != 1:
+        return None
+    value = values.iloc[0]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def describe_hidden(hidden_dims: Any, activation: str | None) -> str:
+    """'5 x 100 relu' -> 'five hidden ReLU layers of 100 units'."""
+    dims = _ints(hidden_dims)
+    act = f"{ACTIVATION_LABELS.get(activation, activation)} " if activation else ""
+    layers = "layer" if len(dims) == 1 else "layers"
+    if len(set(dims)) == 1:
+        return f"{count_text(len(dims))} hidden {act}{layers} of {dims[0]:,} units"
+    widths = ", ".join(f"{d:,}" for d in dims[:-1]) + f" and {dims[-1]:,}"
+    return f"{count_text(len(dims))} hidden {act}{layers} of {widths} units"
+
+
+def describe_architecture(runs: pd.DataFrame) -> str:
+    """The net the runs share, in words ('network2 [784, 30, 10]', 'two hidden ReLU layers ...')."""
+    sizes = _uniform(runs, "param_sizes")
+    if sizes is not None:
+        return f"network2 [{', '.join(str(s) for s in _ints(sizes))}]"
+    hidden = _uniform(runs, "param_hidden_dims")
+    if hidden is not None:
+        return describe_hidden(hidden, _uniform(runs, "param_activation"))
+    return "nets that differ between grid points (see the legend)"
+
+
+def costs_compared(tidy: pd.DataFrame) -> str:
+    """'quadratic vs cross-entropy cost' for the costs of the runs, in grid order."""
+    if "param_cost" not in tidy:
+        return "cost"
+    costs = [str(c).replace("_", "-") for c in dict.fromkeys(tidy["param_cost"].dropna())]
+    return (" vs ".join(costs) + " cost") if costs else "cost"
+
+
+def structure_facts(runs: pd.DataFrame, provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """Dataset, split sizes and architecture of an experiment, for its title and caption.
+
+    Taken from the runs' parameters (the resolved config) and the data provenance, so a
+    changed ``sizes``, ``hidden_dims`` or ``train_size`` changes the words with it.
+    """
+    splits = provenance.get("splits", {})
+    name = provenance.get("dataset")
+    source = DATASETS.get(name)
+    if "param_train_size" in runs and runs["param_train_size"].notna().any():
+        sizes = runs["param_train_size"].drop_duplicates()
+        n_train = int(sizes.iloc[0]) if len(sizes) == 1 else None  # None: differs between runs
+    else:
+        n_train = splits.get("train")  # no train_size: the whole training split
+    facts: dict[str, Any] = {
+        "dataset_label": source.label if source is not None else str(name),
+        "architecture": describe_architecture(runs),
+        "n_train": n_train,
+        "n_val": splits.get("val"),
+        "n_test": splits.get("test"),
+    }
+    for key in ("n_train", "n_val", "n_test"):
+        value = facts[key]
+        facts[f"{key}_text"] = f"{value:,}" if isinstance(value, int) else "a varying number of"
+    return facts

@@ -13,6 +13,7 @@ from nnflow.report.figures.common import (
     SPREAD,
     bullet_list,
     clamp_diverged_markers,
+    costs_compared,
     draw_band,
     draw_diverged,
     group_curve,
@@ -29,10 +30,8 @@ from nnflow.report.figures.common import (
     seeds_in,
 )
 
-BOOK_MNIST_COST = {"quadratic": 0.9542, "cross_entropy": 0.9549}  # Nielsen ch. 1 and ch. 3
 
-
-def mnist_cost_numbers(tidy: pd.DataFrame) -> dict[str, Any]:
+def mnist_cost_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
     runs = run_table(tidy)
     test = seed_band(tidy, "test_accuracy")
     final_runs = run_values(tidy, "test_accuracy", "final")
@@ -65,8 +64,6 @@ def mnist_cost_numbers(tidy: pd.DataFrame) -> dict[str, Any]:
         )
     numbers: dict[str, Any] = {"groups": groups}
     numbers["epochs"] = int(tidy["epoch"].max())
-    numbers["book_quadratic_pct"] = 100 * BOOK_MNIST_COST["quadratic"]
-    numbers["book_cross_entropy_pct"] = 100 * BOOK_MNIST_COST["cross_entropy"]
 
     lines = [
         f"{pretty_group(x['group'])} (n={x['n_seeds']}): final test accuracy "
@@ -102,18 +99,22 @@ def mnist_cost_numbers(tidy: pd.DataFrame) -> dict[str, Any]:
         if cmp_lines
         else "No pair of quadratic and cross-entropy runs to compare."
     )
-    book = []
-    for cost in ("quadratic", "cross_entropy"):
-        x = by.get((cost, "large"))
+    reference = analysis["reference"] or {}
+    lines = []
+    for cost, accuracy in reference.get("test_accuracy", {}).items():
+        numbers[f"reference_{cost}_pct"] = ref = 100 * float(accuracy)
+        x = by.get((cost, reference.get("weight_init")))
         if x:
-            ref = 100 * BOOK_MNIST_COST[cost]
             d = x["best_test_pct_best_of_seeds"] - ref
-            book.append(
-                f"{cost} with large_weight_initializer peaks at "
-                f"{num(x['best_test_pct_best_of_seeds'])}% (best seed) vs the book's "
-                f"{ref:.2f}% ({d:+.2f} points)"
+            lines.append(
+                f"{cost} with {x['weight_init']} initialisation peaks at "
+                f"{num(x['best_test_pct_best_of_seeds'])}% (best seed) vs {ref:.2f}% ({d:+.2f} points)"
             )
-    numbers["book_comparison"] = ("Against the book: " + "; ".join(book) + ".") if book else ""
+    numbers["reference_comparison"] = (
+        f"Against {reference['source']} (compared with our best seed): " + "; ".join(lines) + "."
+        if lines
+        else ""
+    )
     return numbers
 
 
@@ -131,7 +132,10 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
     axes = fig.subplots(1, 2)
     E = int(tidy["epoch"].max())
     for ax, metric, name in zip(
-        axes, ["test_accuracy", "train_accuracy"], ["test data (10,000 digits)", "training data"], strict=True
+        axes,
+        ["test_accuracy", "train_accuracy"],
+        [f"test data ({numbers['n_test_text']} images)", f"training data ({numbers['n_train_text']} images)"],
+        strict=True,
     ):
         band = seed_band(tidy, metric, scale=100)
         for i, g in enumerate(groups_in_order(tidy)):
@@ -148,17 +152,18 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
     fig.suptitle(
-        f"MNIST, network2 [784, 30, 10]: quadratic vs cross-entropy cost "
+        f"{numbers['dataset_label']}, {numbers['architecture']}: {costs_compared(tidy)} "
         f"(mean, band = {SPREAD}; y axis zoomed, early epochs may lie below)",
         fontsize=10,
     )
     return fig
 
 
-EXTRA_INPUTS: tuple[str, ...] = ()
 
 
-def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+def build(
+    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[Figure, dict]:
     """(figure, numbers) of an experiment of this kind."""
-    numbers = mnist_cost_numbers(tidy)
+    numbers = {**facts, **mnist_cost_numbers(tidy, analysis)}
     return mnist_cost_figure(tidy, analysis, numbers), numbers

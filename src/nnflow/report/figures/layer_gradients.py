@@ -223,7 +223,7 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
     ratios = layer_ratio_per_run(tidy, first, last)
     updates = update_ratio_per_run(tidy, first, last)
     has_updates = bool(len(updates))
-    balance = float(analysis.get("balance_factor", 2.0))
+    balance = float(analysis["balance_factor"])
     groups = []
     for g in groups_in_order(tidy):
         p = group_params(runs, g)
@@ -412,7 +412,6 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
             if i == 0
             else "relative update per epoch\n" + r"$\|W_l(e)-W_l(e-1)\| \,/\, \|W_l(e-1)\|$"
         )
-    dims = runs["param_hidden_dims"].iloc[0] if "param_hidden_dims" in runs else "?"
     rows_text = (
         "top: gradient norm per layer (epoch 0 = at initialisation)\n"
         "bottom: relative weight change per layer during each epoch (how much the layer learned)"
@@ -420,7 +419,7 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
         else "gradient norm per layer (epoch 0 = at initialisation); no relative updates recorded"
     )
     fig.suptitle(
-        f"MNIST, hidden layers {dims}, one column per grid point — {rows_text}\n"
+        f"{numbers['dataset_label']}, {numbers['architecture']}, one column per grid point — {rows_text}\n"
         f"log y axes; line = geometric mean, band = {SPREAD}",
         fontsize=10,
     )
@@ -438,10 +437,11 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
     return fig
 
 
-EXTRA_INPUTS: tuple[str, ...] = ()
 
 
-def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+def build(
+    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[Figure, dict]:
     """(figure, numbers) of an experiment of this kind."""
-    numbers = unstable_numbers(tidy, analysis)
+    numbers = {**facts, **unstable_numbers(tidy, analysis)}
     return unstable_figure(tidy, analysis, numbers), numbers

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from nnflow.report.figures.common import (
     SPREAD,
     compare_word,
+    costs_compared,
     draw_band,
     draw_diverged,
     group_curve,
@@ -31,8 +32,6 @@ from nnflow.report.figures.common import (
     smoothed,
     value_at,
 )
-
-BOOK_OVERFITTING = {0.0: 0.8227, 0.1: 0.871}  # Nielsen ch. 3, 1,000 digits, 400 epochs
 
 
 def overfitting_group_numbers(
@@ -75,16 +74,18 @@ def overfitting_group_numbers(
 
 def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
     runs = run_table(tidy)
-    from_epoch = int(analysis.get("from_epoch", 1))
+    from_epoch = int(analysis["from_epoch"])
     E = int(tidy["epoch"].max())
-    window = int(analysis.get("smooth_window", max(1, round(E / 20))))
-    tolerance = float(analysis.get("plateau_tolerance", 0.005))
+    window = int(analysis["smooth_window"] or max(1, round(E / 20)))
+    tolerance = float(analysis["plateau_tolerance"])
+    reference = analysis["reference"] or {}
+    reference_peaks = {float(k): float(v) for k, v in reference.get("peak_test_accuracy", {}).items()}
     groups = []
     for g in groups_in_order(tidy):
         x = overfitting_group_numbers(tidy, g, from_epoch, window, tolerance)
         x["lmbda"] = float(group_params(runs, g).get("lmbda", math.nan))
-        book = BOOK_OVERFITTING.get(x["lmbda"])
-        x["book_peak_pct"] = 100 * book if book is not None else math.nan
+        ref = reference_peaks.get(x["lmbda"])
+        x["reference_peak_pct"] = 100 * ref if ref is not None else math.nan
         groups.append(x)
     base = [x for x in groups if x["lmbda"] == 0.0]
     reg = [x for x in groups if x["lmbda"] != 0.0]
@@ -112,7 +113,7 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         "train_cost_end",
         "final_train_pct",
         "final_gap_points",
-        "book_peak_pct",
+        "reference_peak_pct",
         "n_seeds",
         "lmbda",
     ]
@@ -159,13 +160,15 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         f"{num(b['train_cost_from'])} to {num(b['train_cost_end'])} without, ending "
         f"{compare_word(r['train_cost_end'], b['train_cost_end'], 1e-3, ('higher', 'lower'))}."
     )
-    book_lines = [
+    reference_lines = [
         f"λ = {x['lmbda']:g}: best seed peaks at {num(x['peak_test_pct_best_of_seeds'])}% "
-        f"(epoch {x['peak_test_epoch_best_of_seeds']}) vs the book's {num(x['book_peak_pct'])}%"
+        f"(epoch {x['peak_test_epoch_best_of_seeds']}) vs {num(x['reference_peak_pct'])}%"
         for x in groups
-        if math.isfinite(x["book_peak_pct"])
+        if math.isfinite(x["reference_peak_pct"])
     ]
-    numbers["book_comparison"] = ("Against the book: " + "; ".join(book_lines) + ".") if book_lines else ""
+    numbers["reference_comparison"] = (
+        f"Against {reference['source']}: " + "; ".join(reference_lines) + "." if reference_lines else ""
+    )
     return numbers
 
 
@@ -208,17 +211,19 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(
-        f"MNIST, 1,000 training digits, cross-entropy, epochs {from_epoch}–{numbers['epochs']}: "
+        f"{numbers['dataset_label']}, {numbers['n_train_text']} training images, {costs_compared(tidy)}, "
+        f"epochs {from_epoch}–{numbers['epochs']}: "
         f"overfitting with and without L2 (mean, band = {SPREAD})",
         fontsize=10,
     )
     return fig
 
 
-EXTRA_INPUTS: tuple[str, ...] = ()
 
 
-def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+def build(
+    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[Figure, dict]:
     """(figure, numbers) of an experiment of this kind."""
-    numbers = mnist_overfitting_numbers(tidy, analysis)
+    numbers = {**facts, **mnist_overfitting_numbers(tidy, analysis)}
     return mnist_overfitting_figure(tidy, analysis, numbers), numbers

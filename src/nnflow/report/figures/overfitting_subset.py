@@ -29,7 +29,7 @@ from nnflow.report.figures.common import (
 
 
 def cifar_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
-    target = float(analysis.get("target_train_accuracy", 0.6))
+    target = float(analysis["target_train_accuracy"])
     train = seed_band(tidy, "train_accuracy")
     val = seed_band(tidy, "val_accuracy")
     max_train_runs = run_values(tidy, "train_accuracy", "max")
@@ -102,7 +102,8 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
         c1, c2 = (f"C{2 * i}", f"C{2 * i + 1}")
         pre = f"{pretty_group(g)}: " if multi else ""
         n = seeds_in(train, g)
-        draw_band(ax_acc, group_curve(train, g), f"{pre}training, 2,500 pairs (n={n} seeds)", c1)
+        train_label = f"{pre}training, {numbers['n_train_text']} pairs (n={n} seeds)"
+        draw_band(ax_acc, group_curve(train, g), train_label, c1)
         draw_band(ax_acc, group_curve(val, g), f"{pre}validation (n={n} seeds)", c2)
         draw_diverged(ax_acc, tidy, g, "train_accuracy", c1, scale=100)
         draw_band(ax_loss, group_curve(loss, g), f"{pre}training loss (n={n} seeds)", c1)
@@ -123,14 +124,19 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
         ax.set_xlabel("epoch (0 = before training)" if ax is ax_acc else "epoch")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(f"CIFAR-10, 2,500 training pairs: overfitting (mean, band = {SPREAD})", fontsize=10)
+    fig.suptitle(
+        f"{numbers['dataset_label']}, {numbers['n_train_text']} training pairs, {numbers['architecture']}: "
+        f"overfitting (mean, band = {SPREAD})",
+        fontsize=10,
+    )
     return fig
 
 
-EXTRA_INPUTS: tuple[str, ...] = ()
 
 
-def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+def build(
+    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[Figure, dict]:
     """(figure, numbers) of an experiment of this kind."""
-    numbers = cifar_overfitting_numbers(tidy, analysis)
+    numbers = {**facts, **cifar_overfitting_numbers(tidy, analysis)}
     return cifar_overfitting_figure(tidy, analysis, numbers), numbers

@@ -13,6 +13,7 @@ from nnflow.report.figures.common import (
     RULE_ORDER,
     SPREAD,
     bullet_list,
+    count_text,
     draw_band,
     draw_diverged,
     group_curve,
@@ -62,6 +63,9 @@ def cifar_optimizers_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) ->
             }
         )
     numbers: dict[str, Any] = {"groups": groups, "epochs": int(tidy["epoch"].max())}
+    rules = list(dict.fromkeys(x["update_rule"] for x in groups))
+    numbers["n_rules_text"] = count_text(len(rules))
+    numbers["rules_text"] = "(" + ", ".join(rules) + ")"
     for x in groups:
         for k in ("final_train_loss", "final_train_pct", "final_val_pct"):
             numbers[f"{x['update_rule']}_{k}"] = x[k]
@@ -126,15 +130,17 @@ def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
     fig.suptitle(
-        f"CIFAR-10, 5 hidden layers of 100 ReLU units: update rules (mean, band = {SPREAD})", fontsize=10
+        f"{numbers['dataset_label']}, {numbers['architecture']}: update rules (mean, band = {SPREAD})",
+        fontsize=10,
     )
     return fig
 
 
-EXTRA_INPUTS: tuple[str, ...] = ()
 
 
-def build(tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[Figure, dict]:
+def build(
+    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[Figure, dict]:
     """(figure, numbers) of an experiment of this kind."""
-    numbers = cifar_optimizers_numbers(tidy, analysis)
+    numbers = {**facts, **cifar_optimizers_numbers(tidy, analysis)}
     return cifar_optimizers_figure(tidy, analysis, numbers), numbers

@@ -6,20 +6,23 @@ from typing import Any
 
 import numpy as np
 
+from nnflow.nn.fc_net import NORMALIZATIONS as FC_NORMALIZATIONS
 from nnflow.nn.fc_net import FullyConnectedNet
 from nnflow.nn.solver import Solver
 from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.trainers import Trained, take_first
 
-SOLVER_INIT = {"he", "xavier", "network2_default", "large"}
+# weight_init names of a solver run: "scale" (weight_scale * N(0, 1)) or an initialiser
+WEIGHT_INITS = ("scale", "he", "xavier", "network2_default", "large")
+NORMALIZATIONS = tuple(n or "none" for n in FC_NORMALIZATIONS)
 LAYER_NORM_BATCH = 1000
 
 
 def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int):
     """The FullyConnectedNet a solver run's parameters describe."""
     init = p.get("weight_init", "scale")
-    if init != "scale" and init not in SOLVER_INIT:
-        raise ValueError(f"weight_init={init!r} unknown (allowed: scale, {', '.join(sorted(SOLVER_INIT))})")
+    if init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init={init!r} unknown (allowed: {', '.join(WEIGHT_INITS)})")
     normalization = p.get("normalization", "none")
     return FullyConnectedNet(
         p["hidden_dims"],
