@@ -10,7 +10,7 @@ import yaml
 
 from nnflow.data.prepare import DEFAULTS as PREPARE_DEFAULTS
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
-from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_runs
+from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_config, resolve_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -107,3 +107,26 @@ def test_fill_defaults_keeps_given_values_and_follows_items_and_additional_prope
                    "given": {"x": 1, "y": [2]}}
     cfg["list"][0]["y"].append(3)
     assert cfg["list"][1]["y"] == [2]  # defaults are copies
+
+
+def test_two_theory_sections_are_refused():
+    cfg = copy.deepcopy(CONFIG)
+    experiments = cfg["experiments"]
+    experiments["cifar_optimizers"]["theory"] = dict(experiments["unstable_gradients"]["theory"])
+    with pytest.raises(ConfigError, match="only one experiment may have a theory section"):
+        resolve_config(cfg, SCHEMA)
+
+
+def test_an_experiment_without_a_figure_or_with_an_unknown_analysis_key():
+    cfg = copy.deepcopy(CONFIG)
+    del cfg["experiments"]["cifar_overfitting"]["figure"], cfg["experiments"]["cifar_overfitting"]["report"]
+    assert any(r.experiment == "cifar_overfitting" for r in resolve_config(cfg, SCHEMA).values())
+    cfg = copy.deepcopy(CONFIG)
+    cfg["experiments"]["mnist_cost"]["analysis"]["from_epoch"] = 3
+    with pytest.raises(ConfigError, match=r"experiments\.mnist_cost\.analysis: unknown analysis key\(s\) "
+                                          r"from_epoch for figure 'cost_comparison' \(allowed: reference\)"):
+        resolve_config(cfg, SCHEMA)
+    cfg = copy.deepcopy(CONFIG)
+    del cfg["experiments"]["cifar_challenge"]["final"]
+    with pytest.raises(ConfigError, match="figure 'random_search' needs final"):
+        resolve_config(cfg, SCHEMA)

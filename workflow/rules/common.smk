@@ -7,11 +7,11 @@ from pathlib import Path
 from nnflow.data.fetch import FetchOptions
 from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
 from nnflow.data.sources import DATASETS as DATA_SOURCES
-from nnflow.pagerank.cases import case_mem_mb, scale_cases
+from nnflow.pagerank.cases import GRAPH_ANALYSIS_FILES, GRAPH_FIGURE_FILES, case_mem_mb, scale_cases
 from nnflow.report.kinds import figure_kind
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
-from nnflow.workflow.config import ConfigError, load_schema, resolve_config
+from nnflow.workflow.config import ConfigError, enabled_section, load_schema, resolve_config, theory_section
 from nnflow.workflow.sourcehash import job_source_hash
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
@@ -37,6 +37,11 @@ SCRIPTS_DIR = Path(workflow.current_basedir).parent / "scripts"
 
 def code_hash(script, *modules):
     return job_source_hash(str(SCRIPTS_DIR / script), *modules)
+
+
+def report_item(path, caption, category, subcategory):
+    """An output shown in the HTML report with the caption file written beside it."""
+    return report(path, caption=str(Path(caption).resolve()), category=category, subcategory=subcategory)
 
 
 def data_mirror():
@@ -82,9 +87,7 @@ def all_outputs():
     ]
 
 
-# --------------------------------------------------------------------------------------
-# Data stage (rules in data.smk)
-# --------------------------------------------------------------------------------------
+# ---- Data stage (rules in data.smk)
 
 DOWNLOAD_DIR = config["data"]["download_dir"]
 
@@ -122,9 +125,7 @@ def targets_data():
     return [f for ds in sorted({r.dataset for r in RUNS.values()}) for f in prepared(ds)]
 
 
-# --------------------------------------------------------------------------------------
-# Training runs (rules in train.smk)
-# --------------------------------------------------------------------------------------
+# ---- Training runs (rules in train.smk)
 
 RUN_OUTPUTS = {
     "metrics": "metrics.csv",
@@ -189,9 +190,7 @@ def targets_training():
     return [path for run in RUNS.values() for path in run_files(run)]
 
 
-# --------------------------------------------------------------------------------------
-# Tables and figures (rules in aggregate.smk)
-# --------------------------------------------------------------------------------------
+# ---- Tables and figures (rules in aggregate.smk)
 
 EXPERIMENTS_DIR = f"{RESULTS}/experiments"
 
@@ -242,68 +241,33 @@ def targets_aggregate():
     return figures + [f"{RESULTS}/{name}" for name in tables]
 
 
-# --------------------------------------------------------------------------------------
-# Theory stages (rules in theory.smk)
-# --------------------------------------------------------------------------------------
+# ---- Theory stages (rules in theory.smk)
 
 THEORY_DIR = f"{RESULTS}/theory"
-
-
 UNSTABLE_DIR = f"{THEORY_DIR}/unstable"
-
-
 COMPLEX_DIR = f"{THEORY_DIR}/complex_backprop"
-
-
 THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
 
 
-def unstable_theory_cfg():
-    """The `theory` section of the enabled experiment that has one (None if none has)."""
-    sections = [e["theory"] for e in config["experiments"].values() if e["enabled"] and "theory" in e]
-    if len(sections) > 1:
-        raise WorkflowError("invalid configuration: only one experiment may have a theory section")
-    return sections[0] if sections else None
-
-
-def complex_backprop_cfg():
-    """The complex_backprop experiment (None when absent or disabled)."""
-    cb = config["experiments"].get("complex_backprop")
-    return cb if cb and cb["enabled"] else None
-
-
-def _theory_report(path, caption, subcategory):
-    return report(
-        path,
-        caption=str(Path(caption).resolve()),
-        category=THEORY_CATEGORY,
-        subcategory=subcategory,
-    )
+UNSTABLE_THEORY_CFG = theory_section(config["experiments"])
+COMPLEX_BACKPROP_CFG = enabled_section(config["experiments"], "complex_backprop")
 
 
 def targets_theory():
     """Outputs of the theory rules for `rule all` (those of disabled/missing sections are skipped)."""
     out = []
-    if unstable_theory_cfg() is not None:
+    if UNSTABLE_THEORY_CFG is not None:
         out += [f"{UNSTABLE_DIR}/numbers.json", f"{UNSTABLE_DIR}/lognormal.png"]
-    if complex_backprop_cfg() is not None:
+    if COMPLEX_BACKPROP_CFG is not None:
         out += [f"{COMPLEX_DIR}/numbers.json", f"{COMPLEX_DIR}/training.png"]
     return out
 
 
-# --------------------------------------------------------------------------------------
-# PageRank stage (rules in pagerank.smk)
-# --------------------------------------------------------------------------------------
+# ---- PageRank stage (rules in pagerank.smk)
 
 PR_CFG = config["pagerank"]
-
-
 PR_DIR = f"{RESULTS}/pagerank"
-
-
 PR_CATEGORY = "CIFAR sheet (Aufgabe 12): PageRank"
-
-
 PR_TEMPLATES = {
     name: str(REPORT_TEMPLATES / f"pagerank_{name}.rst")
     for name in ("hyperlink_matrix", "eigenvalues", "iteration", "convergence", "ranking", "scale")
@@ -317,32 +281,12 @@ def pr_graphs():
     return PR_CFG["graphs"] if PR_CFG["enabled"] else {}
 
 
-def _pr_report(path, caption, subcategory):
-    return report(
-        path, caption=str(Path(caption).resolve()), category=PR_CATEGORY, subcategory=subcategory
-    )
-
-
 def _pr_graph_files(name):
-    return {
-        "matrix": f"{PR_DIR}/{name}/hyperlink_matrix.csv",
-        "table": f"{PR_DIR}/{name}/hyperlink_matrix_table.rst",
-        "eigenvalues": f"{PR_DIR}/{name}/eigenvalues.csv",
-        "iteration": f"{PR_DIR}/{name}/iteration.csv",
-        "pagerank": f"{PR_DIR}/{name}/pagerank.csv",
-        "convergence": f"{PR_DIR}/{name}/convergence.csv",
-        "summary": f"{PR_DIR}/{name}/summary.json",
-    }
+    return {key: f"{PR_DIR}/{name}/{file}" for key, file in GRAPH_ANALYSIS_FILES.items()}
 
 
 def _pr_figure_files(name):
-    out = {}
-    for fig in ("eigenvalues", "iteration", "convergence", "ranking"):
-        out[fig] = f"{PR_DIR}/{name}/{fig}.png"
-        out[f"{fig}_pdf"] = f"{PR_DIR}/{name}/{fig}.pdf"
-    for cap in ("matrix", "eigenvalues", "iteration", "convergence", "ranking"):
-        out[f"cap_{cap}"] = f"{PR_DIR}/{name}/captions/{cap}.rst"
-    return out
+    return {key: f"{PR_DIR}/{name}/{file}" for key, file in GRAPH_FIGURE_FILES.items()}
 
 
 def targets_pagerank():

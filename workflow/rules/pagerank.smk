@@ -19,7 +19,11 @@ for _pr_name, _pr_spec in pr_graphs().items():
         input:
             [_pr_spec["file"]] if _pr_spec.get("file") else [],
         output:
-            **{**_pr_data, "matrix": _pr_report(_pr_data["matrix"], _pr_figs["cap_matrix"], _pr_sub)},
+            # the hyperlink matrix is a report item, with the caption the figure rule writes
+            **{
+                **_pr_data,
+                "matrix": report_item(_pr_data["matrix"], _pr_figs["cap_matrix"], PR_CATEGORY, _pr_sub),
+            },
         params:
             name=_pr_name,
             code=code_hash("pagerank_analyse.py"),
@@ -50,13 +54,33 @@ for _pr_name, _pr_spec in pr_graphs().items():
             tpl_convergence=PR_TEMPLATES["convergence"],
             tpl_ranking=PR_TEMPLATES["ranking"],
         output:
-            eigenvalues=_pr_report(_pr_figs["eigenvalues"], _pr_figs["cap_eigenvalues"], _pr_sub),
+            eigenvalues=report_item(
+                _pr_figs["eigenvalues"],
+                _pr_figs["cap_eigenvalues"],
+                PR_CATEGORY,
+                _pr_sub,
+            ),
             eigenvalues_pdf=_pr_figs["eigenvalues_pdf"],
-            iteration=_pr_report(_pr_figs["iteration"], _pr_figs["cap_iteration"], _pr_sub),
+            iteration=report_item(
+                _pr_figs["iteration"],
+                _pr_figs["cap_iteration"],
+                PR_CATEGORY,
+                _pr_sub,
+            ),
             iteration_pdf=_pr_figs["iteration_pdf"],
-            convergence=_pr_report(_pr_figs["convergence"], _pr_figs["cap_convergence"], _pr_sub),
+            convergence=report_item(
+                _pr_figs["convergence"],
+                _pr_figs["cap_convergence"],
+                PR_CATEGORY,
+                _pr_sub,
+            ),
             convergence_pdf=_pr_figs["convergence_pdf"],
-            ranking=_pr_report(_pr_figs["ranking"], _pr_figs["cap_ranking"], _pr_sub),
+            ranking=report_item(
+                _pr_figs["ranking"],
+                _pr_figs["cap_ranking"],
+                PR_CATEGORY,
+                _pr_sub,
+            ),
             ranking_pdf=_pr_figs["ranking_pdf"],
             cap_matrix=_pr_figs["cap_matrix"],
             cap_eigenvalues=_pr_figs["cap_eigenvalues"],
@@ -110,7 +134,12 @@ rule pagerank_scale_summary:
     output:
         csv=f"{PR_DIR}/scale/scale.csv",
         caption=f"{PR_DIR}/scale/caption.rst",
-        figure=_pr_report(f"{PR_DIR}/scale/scale.png", f"{PR_DIR}/scale/caption.rst", "12 scale"),
+        figure=report_item(
+            f"{PR_DIR}/scale/scale.png",
+            f"{PR_DIR}/scale/caption.rst",
+            PR_CATEGORY,
+            "12 scale",
+        ),
         figure_pdf=f"{PR_DIR}/scale/scale.pdf",
     params:
         code=code_hash("pagerank_scale_summary.py"),

@@ -12,21 +12,30 @@ rule unstable_theory:
         numbers=f"{UNSTABLE_DIR}/numbers.json",
         table=f"{UNSTABLE_DIR}/lognormal_table.csv",
         caption=f"{UNSTABLE_DIR}/caption.rst",
-        sigmoid_prime=_theory_report(
-            f"{UNSTABLE_DIR}/sigmoid_prime.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        sigmoid_prime=report_item(
+            f"{UNSTABLE_DIR}/sigmoid_prime.png",
+            f"{UNSTABLE_DIR}/caption.rst",
+            THEORY_CATEGORY,
+            "26 unstable gradients",
         ),
         sigmoid_prime_pdf=f"{UNSTABLE_DIR}/sigmoid_prime.pdf",
-        interval=_theory_report(
-            f"{UNSTABLE_DIR}/interval_length.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        interval=report_item(
+            f"{UNSTABLE_DIR}/interval_length.png",
+            f"{UNSTABLE_DIR}/caption.rst",
+            THEORY_CATEGORY,
+            "26 unstable gradients",
         ),
         interval_pdf=f"{UNSTABLE_DIR}/interval_length.pdf",
-        lognormal=_theory_report(
-            f"{UNSTABLE_DIR}/lognormal.png", f"{UNSTABLE_DIR}/caption.rst", "26 unstable gradients"
+        lognormal=report_item(
+            f"{UNSTABLE_DIR}/lognormal.png",
+            f"{UNSTABLE_DIR}/caption.rst",
+            THEORY_CATEGORY,
+            "26 unstable gradients",
         ),
         lognormal_pdf=f"{UNSTABLE_DIR}/lognormal.pdf",
     params:
         code=code_hash("unstable_theory.py"),
-        theory=canonical_json(unstable_theory_cfg() or {}),
+        theory=canonical_json(UNSTABLE_THEORY_CFG or {}),
     log:
         f"{RESULTS}/logs/theory/unstable_theory.log",
     threads: 1
@@ -45,18 +54,24 @@ rule complex_backprop:
         gradcheck=f"{COMPLEX_DIR}/gradcheck.csv",
         training=f"{COMPLEX_DIR}/training.csv",
         caption=f"{COMPLEX_DIR}/caption.rst",
-        gradcheck_png=_theory_report(
-            f"{COMPLEX_DIR}/gradcheck.png", f"{COMPLEX_DIR}/caption.rst", "Tutoraufgabe complex backprop"
+        gradcheck_png=report_item(
+            f"{COMPLEX_DIR}/gradcheck.png",
+            f"{COMPLEX_DIR}/caption.rst",
+            THEORY_CATEGORY,
+            "Tutoraufgabe complex backprop",
         ),
         gradcheck_pdf=f"{COMPLEX_DIR}/gradcheck.pdf",
-        training_png=_theory_report(
-            f"{COMPLEX_DIR}/training.png", f"{COMPLEX_DIR}/caption.rst", "Tutoraufgabe complex backprop"
+        training_png=report_item(
+            f"{COMPLEX_DIR}/training.png",
+            f"{COMPLEX_DIR}/caption.rst",
+            THEORY_CATEGORY,
+            "Tutoraufgabe complex backprop",
         ),
         training_pdf=f"{COMPLEX_DIR}/training.pdf",
     params:
         code=code_hash("complex_backprop.py"),
         experiment=canonical_json(
-            {k: v for k, v in (complex_backprop_cfg() or {}).items() if k != "enabled"}
+            {k: v for k, v in (COMPLEX_BACKPROP_CFG or {}).items() if k != "enabled"}
         ),
     log:
         f"{RESULTS}/logs/theory/complex_backprop.log",

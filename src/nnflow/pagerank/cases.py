@@ -10,6 +10,24 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+# The files of one small graph's analysis (rule pagerank_analyse_<graph>) and of its
+# figures and captions (rule pagerank_figures_<graph>), by output name.
+GRAPH_ANALYSIS_FILES = {
+    "matrix": "hyperlink_matrix.csv",
+    "table": "hyperlink_matrix_table.rst",
+    "eigenvalues": "eigenvalues.csv",
+    "iteration": "iteration.csv",
+    "pagerank": "pagerank.csv",
+    "convergence": "convergence.csv",
+    "summary": "summary.json",
+}
+GRAPH_FIGURES = ("eigenvalues", "iteration", "convergence", "ranking")
+GRAPH_CAPTIONS = ("matrix", "eigenvalues", "iteration", "convergence", "ranking")
+GRAPH_FIGURE_FILES = {
+    **{key: f"{fig}.{ext}" for fig in GRAPH_FIGURES for key, ext in ((fig, "png"), (f"{fig}_pdf", "pdf"))},
+    **{f"cap_{cap}": f"captions/{cap}.rst" for cap in GRAPH_CAPTIONS},
+}
+
 GENERATED_KEYS = ("mean_out_degree", "dangling_fraction", "exponent", "seed")
 FILE_KEYS = ("index_base", "n_pages", "delimiter")
 # CSR of H^T (12 bytes per link) plus construction buffers: about 60 bytes per link.

@@ -178,8 +178,25 @@ def resolve_runs(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[s
     return runs
 
 
+def enabled_section(experiments: Mapping[str, Any], name: str) -> dict[str, Any] | None:
+    """The experiment ``name`` if it is present and enabled, else None."""
+    section = experiments.get(name)
+    return section if section and section.get("enabled", True) else None
+
+
+def theory_section(experiments: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``theory`` section of the one enabled experiment that has one (None if none has)."""
+    sections = {
+        name: e["theory"] for name, e in experiments.items() if e.get("enabled", True) and "theory" in e
+    }
+    if len(sections) > 1:
+        raise ConfigError(f"only one experiment may have a theory section, found: {', '.join(sections)}")
+    return next(iter(sections.values()), None)
+
+
 def resolve_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Run]:
     """Validate ``config``, fill in its defaults (in place) and return its validated runs."""
     validate_config(config, schema)
     fill_defaults(config, schema)
+    theory_section(config["experiments"])
     return resolve_runs(config, schema)
