@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnflow.data.sources import DATASETS
+from nnflow.data.prepare import FORMATS
 from nnflow.nn import costs, fc_net, optim
 from nnflow.pagerank.graphs import GENERATORS
 from nnflow.report.kinds import FIGURE_KINDS
@@ -32,7 +32,7 @@ ALLOWED = {
     "report": {"report", "train", "nn", "data"},
     "theory": {"theory", "report"},
     "pagerank": {"pagerank", "report"},
-    "workflow": {"workflow", "train", "report", "pagerank"},
+    "workflow": {"workflow", "data", "train", "report", "pagerank"},
 }
 
 
@@ -120,7 +120,7 @@ def test_schema_names_come_from_the_package_registries():
         "nnflow.nn.solver:SAMPLINGS", "nnflow.train.trainers:TRAINERS",
         "nnflow.train.trainers.network2:NETWORK2_INIT", "nnflow.train.trainers.solver:WEIGHT_INITS",
         "nnflow.train.trainers.solver:NORMALIZATIONS", "nnflow.report.kinds:FIGURE_KINDS",
-        "nnflow.data.sources:DATASETS", "nnflow.pagerank.graphs:GENERATORS",
+        "nnflow.data.prepare:FORMATS", "nnflow.pagerank.graphs:GENERATORS",
         "nnflow.pagerank.graphs:DELIMITERS",
     }
     resolved = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -132,8 +132,7 @@ def test_schema_names_come_from_the_package_registries():
     assert resolved["definitions"]["training_experiment"]["properties"]["trainer"]["enum"] == list(TRAINERS)
     scale = resolved["properties"]["pagerank"]["properties"]["scale"]["properties"]
     assert scale["generators"]["items"]["enum"] == list(GENERATORS)
-    data = resolved["properties"]["data"]["properties"]
-    assert data["accept_mirror_checksums"]["items"]["enum"] == list(DATASETS)
+    assert resolved["definitions"]["dataset"]["properties"]["format"]["enum"] == list(FORMATS)
 
 
 def test_no_module_is_over_600_lines():

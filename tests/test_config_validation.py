@@ -21,7 +21,7 @@ import yaml
 
 from nnflow.train.grid import expand_runs
 from nnflow.train.trainers import take_first
-from nnflow.workflow.config import ConfigError, load_schema, resolve_config, validate_config
+from nnflow.workflow.config import ConfigError, load_schema, resolve_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
@@ -47,8 +47,9 @@ def _set(cfg: dict, path: str, value) -> dict:
 
 
 def _schema_error(cfg: dict) -> str:
+    """The message of the config check common.smk runs (schema, then the package's checks)."""
     with pytest.raises(ConfigError) as err:
-        validate_config(cfg, load_schema(SCHEMA))
+        resolve_config(cfg, load_schema(SCHEMA))
     return str(err.value)
 
 
@@ -75,8 +76,15 @@ SCHEMA_CASES = {
                                                       "figure": "cost_comparison"},
                               ["'report' is a dependency of 'figure'"]),
     "bad_experiment_name": ("experiments.my runs", {"trainer": "network2"}, ["'my runs' does not match"]),
-    "unknown_data_key": ("data.mnist.validation", 10,
-                         ["data.mnist:", "'validation' was unexpected", "validation_size"]),
+    "unknown_data_key": ("data.datasets.mnist.validation", 10,
+                         ["data.datasets.mnist:", "'validation' was unexpected", "validation_size"]),
+    "old_style_data_key": ("data.mnist", {"validation_size": 10},
+                           ["'mnist' was unexpected", "datasets"]),
+    "bad_md5": ("data.datasets.fashion", {"format": "idx",
+                                          "files": {"train_images": {"name": "a.gz", "md5": "xyz"}}},
+                ["data.datasets.fashion.files.train_images.md5", "does not match"]),
+    "unknown_format": ("data.datasets.fashion", {"format": "npz"},
+                       ["data.datasets.fashion.format: 'npz' is not one of ['idx', 'cifar10_binary']"]),
     # wrong types
     "epochs_string": (f"{MNIST}.epochs", "ten", ["params.epochs", "is not of type 'integer'"]),
     "eta_string": (f"{MNIST}.eta", "0.5", ["params.eta", "is not of type 'number'"]),
@@ -97,8 +105,8 @@ SCHEMA_CASES = {
     "hidden_layer_0_solver": (f"{CIFAR}.hidden_dims", [20, 0],
                               ["params.hidden_dims[1]", "less than the minimum of 1"]),
     "no_hidden_layer_list": (f"{CIFAR}.hidden_dims", [], ["hidden_dims", "should be non-empty"]),
-    "validation_size_zero": ("data.mnist.validation_size", 0, ["validation_size", "minimum of 1"]),
-    "num_training_negative": ("data.cifar10.num_training", -1, ["num_training", "minimum of 1"]),
+    "validation_size_zero": ("data.datasets.mnist.validation_size", 0, ["validation_size", "minimum of 1"]),
+    "num_training_negative": ("data.datasets.cifar10.num_training", -1, ["num_training", "minimum of 1"]),
     "n_candidates_zero": ("experiments.cifar_challenge.search.n_candidates", 0,
                           ["n_candidates", "minimum of 1"]),
     # learning rates <= 0
@@ -118,13 +126,19 @@ SCHEMA_CASES = {
     "unknown_activation": (f"{CIFAR}.activation", "gelu",
                            ["params.activation", "['relu', 'sigmoid', 'tanh']"]),
     "unknown_dataset_network2": ("experiments.mnist_cost.dataset", "fashion_mnist",
-                                 ["mnist_cost.dataset", "mnist"]),
+                                 ["experiments.mnist_cost.dataset: unknown dataset 'fashion_mnist'",
+                                  "declared in data.datasets: mnist, cifar10"]),
     "unknown_dataset_solver": ("experiments.cifar_overfitting.dataset", "svhn",
-                               ["cifar_overfitting.dataset", "['mnist', 'cifar10']"]),
+                               ["experiments.cifar_overfitting.dataset: unknown dataset 'svhn'"]),
+    "incomplete_dataset": ("data.datasets.fashion", {"format": "idx", "files": {}},
+                           ["data.datasets.fashion.files: a idx dataset has the files train_images"]),
+    "dataset_setting_of_another_format": (
+        "data.datasets.mnist.num_training", 5,
+        ["data.datasets.mnist: unknown setting(s) num_training for format idx"]),
     "unknown_trainer": ("experiments.mnist_cost.trainer", "keras",
                         ["trainer", "'keras' is not one of ['network2', 'solver']"]),
     "unknown_weight_init": (f"{MNIST}.weight_init", "xavier", ["weight_init", "['default', 'large']"]),
-    "unknown_dtype": ("data.mnist.dtype", "float16", ["dtype", "['float32', 'float64']"]),
+    "unknown_dtype": ("data.datasets.mnist.dtype", "float16", ["dtype", "['float32', 'float64']"]),
     "unknown_distribution": ("experiments.cifar_challenge.search.space.batch_size", {"normal": [1, 2]},
                              ["'normal' was unexpected", "loguniform"]),
     # duplicate seeds (duplicate run IDs)
@@ -164,18 +178,12 @@ def test_duplicate_seeds_rejected_by_runs():
     assert "experiments.mnist_cost.seeds: duplicate seeds in [2, 2]" in _runs_error(cfg)
 
 
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        ("trainer", "keras",
-         "experiments.mnist_cost.trainer: unknown trainer 'keras' (allowed: network2, solver)"),
-        ("dataset", "svhn",
-         "experiments.mnist_cost.dataset: unknown dataset 'svhn' (allowed: mnist, cifar10)"),
-    ],
-)
-def test_unknown_trainer_and_dataset_rejected_by_runs(key, value, message):
+def test_unknown_trainer_rejected_by_runs():
+    """The dataset is checked against the declared datasets (test_schema_rejects), the
+    trainer also by the run expansion itself."""
     cfg = smoke_config()
-    cfg["experiments"]["mnist_cost"][key] = value
+    cfg["experiments"]["mnist_cost"]["trainer"] = "keras"
+    message = "experiments.mnist_cost.trainer: unknown trainer 'keras' (allowed: network2, solver)"
     assert message in _runs_error(cfg)
 
 

@@ -24,7 +24,7 @@ from nnflow.data.fetch import (
 from nnflow.data.synthetic import gzip_bytes, idx_bytes
 from nnflow.files import read_json
 
-MNIST_FILES = sources.MNIST.filenames
+MNIST_FILES = sources.DATASETS["mnist"].filenames
 
 
 def _leftovers(directory):
@@ -41,11 +41,12 @@ def canonical_mnist(monkeypatch, rng):
         "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 256, (5, 28, 28), np.uint8)),
         "t10k-labels-idx1-ubyte.gz": idx_bytes(rng.integers(0, 10, 5, np.uint8)),
     }
+    mnist = sources.DATASETS["mnist"]
     files = tuple(
-        sources.SourceFile(name, hashlib.md5(raw).hexdigest(), "decompressed")
+        sources.SourceFile(name, hashlib.md5(raw).hexdigest(), "decompressed", mnist.file(name).role)
         for name, raw in contents.items()
     )
-    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(sources.MNIST, files=files))
+    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(mnist, files=files))
     return {name: gzip_bytes(raw) for name, raw in contents.items()}
 
 
@@ -118,7 +119,7 @@ def test_mirror_noncanonical_rejected_without_accept(tmp_path, synthetic_mirror)
     src = synthetic_mirror / "mnist" / "train-images-idx3-ubyte.gz"
     assert f"{src}: checksum mismatch: expected md5 of the decompressed content" in msg
     assert "6bbc9ace898e44ae57da46a324031adb (published), got " in msg
-    assert "add mnist to data.accept_mirror_checksums" in msg
+    assert "set data.datasets.mnist.accept_mirror_checksums: true" in msg
     assert not (dl / "train-images-idx3-ubyte.gz").exists()
     assert _leftovers(dl) == []
 

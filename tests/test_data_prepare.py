@@ -9,9 +9,9 @@ import pytest
 
 from nnflow.data.fetch import fetch_dataset
 from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
-from nnflow.data.prepare import MIRROR_NOTE, SplitSizeError, pixel_stats, prepare_dataset
+from nnflow.data.prepare import SplitSizeError, pixel_stats, prepare_dataset
 from nnflow.data.prepared import ARRAYS, load_prepared
-from nnflow.data.sources import CIFAR_TEST_MEMBER, CIFAR_TRAIN_MEMBERS
+from nnflow.data.sources import BUILTIN_DECLARATIONS, CIFAR_TEST_MEMBER, CIFAR_TRAIN_MEMBERS
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_cifar_split_as_cs231n(tmp_path, downloads, synthetic_mirror):
     np.testing.assert_array_equal(d["y_train"], y[:400])
     np.testing.assert_array_equal(d["y_val"], y[400:450])
     np.testing.assert_array_equal(d["y_test"], yt[:80])
-    assert prov["note"] == MIRROR_NOTE and prov["canonical"] is False
+    assert prov["note"] == BUILTIN_DECLARATIONS["cifar10"]["mirror_note"] and prov["canonical"] is False
     assert prov["classes"][0] == "airplane" and len(prov["classes"]) == 10
     assert prov["splits"] == {"train": 400, "val": 50, "test": 80}
     assert "channel-first" in prov["layout"]
@@ -117,8 +117,8 @@ def test_outputs_are_deterministic(tmp_path, downloads):
 @pytest.mark.parametrize(
     ("dataset", "settings", "key"),
     [
-        ("mnist", {"validation_size": 600}, "data.mnist.validation_size = 600"),
-        ("cifar10", {"num_training": 590, "num_validation": 20}, "data.cifar10.num_training"),
+        ("mnist", {"validation_size": 600}, "data.datasets.mnist.validation_size = 600"),
+        ("cifar10", {"num_training": 590, "num_validation": 20}, "data.datasets.cifar10.num_training"),
         ("cifar10", {"num_training": 10, "num_validation": 5, "num_test": 101}, "num_test = 101"),
     ],
 )
@@ -129,7 +129,7 @@ def test_split_sizes_too_large(tmp_path, downloads, dataset, settings, key):
 
 
 def test_unknown_setting_and_dataset(tmp_path, downloads):
-    with pytest.raises(ValueError, match="data.mnist: unknown setting.*num_test"):
+    with pytest.raises(ValueError, match="data.datasets.mnist: unknown setting.*num_test"):
         prepare_dataset("mnist", downloads["mnist"], tmp_path / "o", num_test=5)
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'; allowed: cifar10, mnist"):
         prepare_dataset("imagenet", downloads["mnist"], tmp_path / "o")

@@ -29,15 +29,11 @@ def _config(tmp_path: Path) -> Path:
     """config.yaml of the project with a tiny data section and every experiment disabled."""
     cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
     data = copy.deepcopy(cfg["data"])
-    data.update(
-        mirror=None,
-        accept_mirror_checksums=["mnist", "cifar10"],
-        retries=0,
-        timeout_seconds=5,
-    )
-    data["mnist"] = {**data.get("mnist", {}), "validation_size": 100}
-    data["cifar10"] = {**data.get("cifar10", {}), "num_training": 400, "num_validation": 50,
-                       "num_test": 100}
+    data.update(mirror=None, retries=0, timeout_seconds=5)
+    datasets = data["datasets"]
+    datasets["mnist"] = {**datasets.get("mnist", {}), "validation_size": 100, "accept_mirror_checksums": True}
+    datasets["cifar10"] = {**datasets.get("cifar10", {}), "num_training": 400, "num_validation": 50,
+                           "num_test": 100, "accept_mirror_checksums": True}
     cfg["data"] = data
     for exp in cfg.get("experiments", {}).values():
         exp["enabled"] = False
@@ -99,7 +95,76 @@ def test_data_stage_on_synthetic_mirror(tmp_path):
 
     # a changed split setting reruns prepare, not fetch
     cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
-    cfg["data"]["mnist"]["validation_size"] = 50
+    cfg["data"]["datasets"]["mnist"]["validation_size"] = 50
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = _snakemake(tmp_path, mirror, "-n")
     assert "prepare_dataset" in out and "fetch_mnist" not in out and "fetch_cifar10" not in out
+
+
+def test_a_new_idx_dataset_needs_only_config_yaml(tmp_path):
+    """(b) A second dataset in MNIST's IDX format — 12x12 images of 3 classes, built here —
+    declared in config.yaml alone is fetched (from a mirror), verified against its
+    declared md5s, prepared, trained on, and named in its figure."""
+    import hashlib
+
+    from nnflow.data.synthetic import class_images, gzip_bytes, idx_bytes
+
+    rng = np.random.default_rng(3)
+    y_tr, y_te = rng.integers(0, 3, 240).astype(np.uint8), rng.integers(0, 3, 60).astype(np.uint8)
+    x_tr, patterns = class_images(rng, y_tr, 144)
+    x_te, _ = class_images(rng, y_te, 144, patterns=patterns)
+    raw = {"train_images": idx_bytes(x_tr.reshape(-1, 12, 12)), "train_labels": idx_bytes(y_tr),
+           "test_images": idx_bytes(x_te.reshape(-1, 12, 12)), "test_labels": idx_bytes(y_te)}
+    mirror = tmp_path / "mirror"
+    (mirror / "tiny").mkdir(parents=True)
+    files = {}
+    for role, data in raw.items():
+        name = f"tiny-{role}.gz"
+        (mirror / "tiny" / name).write_bytes(gzip_bytes(data))
+        files[role] = {"name": name, "md5": hashlib.md5(data).hexdigest(), "md5_of": "decompressed"}
+
+    cfg = yaml.safe_load((ROOT / "tests" / "smoke" / "config.yaml").read_text())
+    for exp in cfg["experiments"].values():
+        exp["enabled"] = False
+    cfg["pagerank"] = {"enabled": False}
+    cfg["data"]["datasets"]["tiny_digits"] = {
+        "format": "idx", "label": "Tiny digits", "mirror_subdir": "tiny", "files": files,
+        "validation_size": 40, "num_classes": 3, "pixel_scale": 255,
+    }
+    cfg["experiments"]["tiny_costs"] = {
+        "trainer": "network2", "dataset": "tiny_digits", "seeds": [1],
+        "params": {"sizes": [144, 8, 3], "epochs": 2, "mini_batch_size": 10, "eta": 0.5, "lmbda": 0.0,
+                   "weight_init": "default"},
+        "grid": {"points": [{"cost": "quadratic"}, {"cost": "cross_entropy"}]},
+        "figure": "cost_comparison",
+        "report": {"category": "Own data", "subcategory": "tiny digits", "title": "Tiny digits."},
+    }
+    cfg["experiments"]["tiny_solver"] = {
+        "trainer": "solver", "dataset": "tiny_digits", "seeds": [1],
+        "params": {"hidden_dims": [8], "num_epochs": 2, "batch_size": 20, "learning_rate": 0.01,
+                   "update_rule": "adam", "num_train_samples": None},
+    }
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    env = {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror), "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.run(
+        [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(work), "--configfile",
+         str(work / "config.yaml"), "--cores", "2"],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    d = load_prepared(work / "results" / "data" / "tiny_digits")
+    assert (d["X_train"].shape, d["X_val"].shape, d["X_test"].shape) == ((200, 144), (40, 144), (60, 144))
+    prov = d["provenance"]
+    assert prov["canonical"] is True and prov["format"] == "idx" and prov["num_classes"] == 3
+    assert all(f["verified_by"] == "published md5" for f in prov["files"])
+    run_json = work / "results" / "runs" / "tiny_solver" / "base" / "seed=1" / "run.json"
+    info = yaml.safe_load(run_json.read_text())
+    assert info["status"] == "completed" and info["dataset"]["name"] == "tiny_digits"
+    caption = (work / "results" / "experiments" / "tiny_costs" / "caption.rst").read_text()
+    assert "the 60 Tiny digits test images" in caption and "network2 [144, 8, 3]" in caption
+    import pandas as pd
+
+    assert set(pd.read_csv(work / "results" / "summary.csv")["experiment"]) == {"tiny_costs", "tiny_solver"}

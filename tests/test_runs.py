@@ -126,7 +126,6 @@ def test_key_in_params_and_grid_is_rejected():
     ("key", "value", "message"),
     [
         ("trainer", "keras", "unknown trainer 'keras'"),
-        ("dataset", "imagenet", "unknown dataset 'imagenet'"),
     ],
 )
 def test_unknown_names_are_rejected(key, value, message):

@@ -8,9 +8,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnflow.data.prepare import DEFAULTS as PREPARE_DEFAULTS
 from nnflow.pagerank.cases import case_mem_mb, scale_cases
-from nnflow.workflow.config import ConfigError, fill_defaults, load_schema, resolve_config, resolve_runs
+from nnflow.workflow.config import (
+    ConfigError,
+    fill_defaults,
+    load_schema,
+    resolve_config,
+    resolve_datasets,
+    resolve_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -64,12 +70,33 @@ def test_scale_cases_from_generators_sizes_and_files(tmp_path):
     assert scale_cases(_resolved_pagerank(enabled=False)) == {}
 
 
-def test_prepare_defaults_are_the_schemas():
-    """The library's defaults for calling prepare_dataset directly equal the config's."""
-    data = SCHEMA["properties"]["data"]["properties"]
-    for dataset, defaults in PREPARE_DEFAULTS.items():
-        schema_defaults = {k: v["default"] for k, v in data[dataset]["properties"].items() if "default" in v}
-        assert schema_defaults == defaults, dataset
+def test_the_builtin_datasets_are_complete_declarations():
+    datasets = resolve_datasets(CONFIG)
+    assert list(datasets) == ["mnist", "cifar10"]
+    assert datasets["cifar10"].accept_mirror_checksums and not datasets["mnist"].accept_mirror_checksums
+    assert datasets["mnist"].settings["validation_size"] == 10000 and datasets["mnist"].label == "MNIST"
+    assert [f.role for f in datasets["mnist"].files] == ["train_images", "train_labels", "test_images",
+                                                         "test_labels"]
+
+
+def test_a_declared_dataset_is_checked_against_its_format():
+    cfg = copy.deepcopy(CONFIG)
+    files = {role: {"name": f"{role}.gz", "md5": "0" * 32, "md5_of": "decompressed"}
+             for role in ("train_images", "train_labels", "test_images", "test_labels")}
+    cfg["data"]["datasets"]["fashion"] = {"format": "idx", "label": "Fashion-MNIST", "files": files,
+                                          "urls": ["https://example.invalid/"], "validation_size": 5000}
+    cfg["experiments"]["mnist_cost"]["dataset"] = "fashion"
+    assert resolve_datasets(cfg)["fashion"].label == "Fashion-MNIST"
+    del cfg["data"]["datasets"]["fashion"]["validation_size"]
+    with pytest.raises(ConfigError, match="data.datasets.fashion: a idx dataset needs validation_size"):
+        resolve_datasets(cfg)
+    cfg["data"]["datasets"]["fashion"].update(validation_size=5000, format="cifar10_binary")
+    with pytest.raises(ConfigError, match="data.datasets.fashion.files: a cifar10_binary dataset has the "
+                                          "files archive; got train_images"):
+        resolve_datasets(cfg)
+    cfg["data"]["datasets"]["fashion"]["format"] = "hdf5"
+    with pytest.raises(ConfigError, match="data.datasets.fashion.format: unknown dataset format 'hdf5'"):
+        resolve_datasets(cfg)
 
 
 def test_defaults_behind_a_ref_are_filled_once_from_the_schema():

@@ -44,6 +44,7 @@ for _experiment in plotted_experiments():
             experiment=_experiment,
             kind=_cfg["figure"],
             title=_cfg["report"]["title"],
+            dataset_label=DATASETS[_cfg["dataset"]].label,
             analysis=canonical_json(_cfg["analysis"]),
             code=code_hash("experiment_figure.py", figure_kind(_cfg["figure"]).module),
         log:

@@ -6,17 +6,25 @@ from pathlib import Path
 
 from nnflow.data.fetch import FetchOptions
 from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
-from nnflow.data.sources import DATASETS as DATA_SOURCES
+from nnflow.data.prepare import get_format
 from nnflow.pagerank.cases import GRAPH_ANALYSIS_FILES, GRAPH_FIGURE_FILES, case_mem_mb, scale_cases
 from nnflow.report.kinds import figure_kind
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
-from nnflow.workflow.config import ConfigError, enabled_section, load_schema, resolve_config, theory_section
+from nnflow.workflow.config import (
+    ConfigError,
+    enabled_section,
+    load_schema,
+    resolve_config,
+    resolve_datasets,
+    theory_section,
+)
 from nnflow.workflow.sourcehash import job_source_hash
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 try:
     RUNS = resolve_config(config, load_schema(SCHEMA))
+    DATASETS = resolve_datasets(config)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
@@ -101,23 +109,27 @@ def fetch_options():
     )
 
 
-def accepts_mirror(dataset):
-    return dataset in config["data"]["accept_mirror_checksums"]
+def dataset_source(name):
+    """The declaration of dataset `name` as an object param (untracked, see data.smk)."""
+    return lambda wildcards: DATASETS[name]
+
+
+def declared_files(name):
+    """The files of dataset `name` with their published checksums (a tracked param)."""
+    return {f.role: {"name": f.name, "md5": f.md5, "md5_of": f.md5_of} for f in DATASETS[name].files}
 
 
 def downloads(dataset):
-    """Named outputs of fetch_<dataset>: the canonical files and the sources record."""
-    files = {
-        f.name.split(".")[0].replace("-", "_"): f"{DOWNLOAD_DIR}/{dataset}/{f.name}"
-        for f in DATA_SOURCES[dataset].files
-    }
+    """Named outputs of fetch_<dataset>: its files by role and the sources record."""
+    files = {f.role: f"{DOWNLOAD_DIR}/{dataset}/{f.name}" for f in DATASETS[dataset].files}
     files["record"] = f"{DOWNLOAD_DIR}/{dataset}/sources.json"
     return files
 
 
 def prepare_settings(dataset):
-    """The settings that change the prepared arrays (defaults filled in by the schema)."""
-    return dict(config["data"][dataset])
+    """The settings that change the prepared arrays: the format's defaults and the declaration's."""
+    source = DATASETS[dataset]
+    return {**get_format(source.format).defaults, **source.settings}
 
 
 def targets_data():

@@ -1,49 +1,38 @@
-# The data stage: fetch (verified raw files) -> prepare (split arrays + provenance).
+# The data stage: fetch (verified raw files) -> prepare (split arrays + provenance), one
+# fetch rule per dataset of data.datasets (built in: mnist, cifar10; or declared in config).
 #
 # Rerun policy (what goes through params, and why):
-# - fetch_<dataset>: `accept_mirror` (is this dataset in data.accept_mirror_checksums)
-#   is a tracked param: it changes which bytes are acceptable. The transport settings
-#   (mirror path incl. NNFLOW_DATA_MIRROR, timeout, retries) travel in one
-#   nnflow.data.FetchOptions object, which Snakemake leaves out of its params rerun
-#   trigger (it only compares builtin values): the files are verified by checksum,
-#   so the same bytes fetched from another mirror or URL are the same input, and
-#   moving the mirror must not refetch and recompute every downstream run.
-#   sources.json records where the cached bytes actually came from.
-# - prepare_dataset depends only on the verified files + sources.json and on the
-#   split settings (sizes, dtype, subtract_mean) as tracked params.
+# - fetch_<dataset>: the declared files with their checksums and `accept_mirror` are
+#   tracked params: they decide which bytes are acceptable. Where the bytes come from
+#   (the declaration's URLs and mirror folder, the mirror path incl. NNFLOW_DATA_MIRROR,
+#   timeout, retries) travels in objects (DatasetSource, FetchOptions) that Snakemake
+#   leaves out of its params rerun trigger (it only compares builtin values): the files
+#   are verified by checksum, so the same bytes fetched from another mirror or URL are
+#   the same input, and moving the mirror must not refetch and recompute every
+#   downstream run. sources.json records where the cached bytes actually came from.
+# - prepare_dataset depends only on the verified files + sources.json and on the format
+#   and its settings (split sizes, dtype, scaling) as tracked params; the label is not
+#   one of them (renaming a dataset in the figures does not retrain anything).
 
 
-localrules:
-    fetch_mnist,
-    fetch_cifar10,
+for _name, _source in DATASETS.items():
 
-
-rule fetch_mnist:
-    output:
-        **downloads("mnist"),
-    params:
-        dataset="mnist",
-        download_dir=lambda wc, output: os.path.dirname(output.record),
-        accept_mirror=accepts_mirror("mnist"),
-        transport=lambda wildcards: fetch_options(),
-    log:
-        "results/logs/data/fetch_mnist.log",
-    script:
-        "../scripts/fetch_dataset.py"
-
-
-rule fetch_cifar10:
-    output:
-        **downloads("cifar10"),
-    params:
-        dataset="cifar10",
-        download_dir=lambda wc, output: os.path.dirname(output.record),
-        accept_mirror=accepts_mirror("cifar10"),
-        transport=lambda wildcards: fetch_options(),
-    log:
-        "results/logs/data/fetch_cifar10.log",
-    script:
-        "../scripts/fetch_dataset.py"
+    rule:
+        name:
+            f"fetch_{_name}"
+        output:
+            **downloads(_name),
+        params:
+            files=canonical_json(declared_files(_name)),
+            accept_mirror=_source.accept_mirror_checksums,
+            download_dir=lambda wc, output: os.path.dirname(output.record),
+            source=dataset_source(_name),
+            transport=lambda wildcards: fetch_options(),
+        log:
+            f"results/logs/data/fetch_{_name}.log",
+        localrule: True
+        script:
+            "../scripts/fetch_dataset.py"
 
 
 rule prepare_dataset:
@@ -59,17 +48,19 @@ rule prepare_dataset:
         mean_image=f"{DATA_DIR}/{{dataset}}/mean_image.npy",
         provenance=f"{DATA_DIR}/{{dataset}}/provenance.json",
     params:
+        format=lambda wildcards: DATASETS[wildcards.dataset].format,
         settings=lambda wildcards: prepare_settings(wildcards.dataset),
+        source=lambda wildcards: DATASETS[wildcards.dataset],
         code=code_hash("prepare_dataset.py"),
     log:
         "results/logs/data/prepare_{dataset}.log",
     benchmark:
         "results/benchmarks/data/prepare_{dataset}.tsv"
     wildcard_constraints:
-        dataset="mnist|cifar10",
+        dataset=wildcard_alternatives(list(DATASETS)),
     threads: 1
     resources:
-        mem_mb=lambda wildcards: 3000 if wildcards.dataset == "cifar10" else 1500,  # measured peak RSS: 1.05 GB / 0.52 GB
+        mem_mb=lambda wildcards: get_format(DATASETS[wildcards.dataset].format).mem_mb,
         runtime=20,
     script:
         "../scripts/prepare_dataset.py"

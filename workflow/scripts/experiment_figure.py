@@ -9,6 +9,7 @@ with job(snakemake) as smk:
         experiment=smk.params.experiment,
         kind=smk.params.kind,
         title=smk.params.title,
+        dataset_label=smk.params.dataset_label,
         metrics_path=inputs["metrics"],
         summary_path=inputs["summary"],
         provenance_path=inputs["provenance"],

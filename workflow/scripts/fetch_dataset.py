@@ -4,9 +4,4 @@ from nnflow.data.fetch import fetch
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
-    fetch(
-        smk.params.dataset,
-        smk.params.download_dir,
-        accept_mirror_checksums=smk.params.accept_mirror,
-        options=smk.params.transport,
-    )
+    fetch(smk.params.source, smk.params.download_dir, options=smk.params.transport)

@@ -7,7 +7,7 @@ from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
     prepare_dataset(
-        smk.wildcards.dataset,
+        smk.params.source,
         Path(smk.input.record).parent,
         Path(smk.output.provenance).parent,
         **smk.params.settings,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from nnflow.data.formats import describe_garbage
-from nnflow.data.sources import SourceFile, get_source
+from nnflow.data.sources import DatasetSource, SourceFile, get_source
 from nnflow.files import atomic_write, read_json, write_json
 
 log = logging.getLogger("nnflow.data.fetch")
@@ -278,8 +278,8 @@ def _from_mirror(
             if not accept_mirror:
                 raise ChecksumError(
                     f"{exc}; this mirror copy is not the canonical file. To accept it by the "
-                    f"mirror's SHA256SUMS (recorded as non-canonical), add {dataset} to "
-                    "data.accept_mirror_checksums"
+                    f"mirror's SHA256SUMS (recorded as non-canonical), set "
+                    f"data.datasets.{dataset}.accept_mirror_checksums: true"
                 ) from None
             sums_path = mirror / "SHA256SUMS"
             if not sums_path.is_file():
@@ -304,11 +304,11 @@ def _from_mirror(
 
 
 def fetch_dataset(
-    dataset: str,
+    dataset: str | DatasetSource,
     download_dir: str | os.PathLike,
     *,
     mirror: str | os.PathLike | None = None,
-    accept_mirror_checksums: bool = False,
+    accept_mirror_checksums: bool | None = None,
     timeout: float = 60.0,
     retries: int = 4,
     backoff: float = 1.0,
@@ -316,13 +316,18 @@ def fetch_dataset(
 ) -> dict[str, Any]:
     """Put the verified files of ``dataset`` into ``download_dir``; return the record.
 
-    ``base_urls`` replaces the registry's URLs (tests). The record (also written
+    ``dataset`` is a declaration (:class:`DatasetSource`) or a built-in name;
+    ``accept_mirror_checksums`` defaults to the declaration's. ``base_urls``
+    replaces the declared URLs (tests). The record (also written
     to ``<download_dir>/sources.json``) lists per file: name, source (URL or
     mirror path), md5 (and ``md5_of``: "decompressed" or "file"), sha256 of the
     file as stored, verified_by ("published md5" / "mirror SHA256SUMS") and
     canonical; plus the dataset and a top-level ``canonical``.
     """
     src = get_source(dataset)
+    dataset = src.name
+    if accept_mirror_checksums is None:
+        accept_mirror_checksums = src.accept_mirror_checksums
     download_dir = Path(download_dir)
     download_dir.mkdir(parents=True, exist_ok=True)
     record_path = download_dir / RECORD_NAME
@@ -367,7 +372,7 @@ def fetch_dataset(
     return record
 
 
-def fetch(dataset: str, download_dir: str | os.PathLike, accept_mirror_checksums: bool,
+def fetch(dataset: str | DatasetSource, download_dir: str | os.PathLike,
           options: FetchOptions | None = None) -> dict[str, Any]:
     """:func:`fetch_dataset` with the transport settings of a :class:`FetchOptions`."""
     o = options or FetchOptions()
@@ -375,7 +380,6 @@ def fetch(dataset: str, download_dir: str | os.PathLike, accept_mirror_checksums
         dataset,
         download_dir,
         mirror=o.mirror,
-        accept_mirror_checksums=accept_mirror_checksums,
         timeout=o.timeout,
         retries=o.retries,
         backoff=o.backoff,

@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -43,23 +44,10 @@ from nnflow.data.sources import (
     CIFAR_META_MEMBER,
     CIFAR_TEST_MEMBER,
     CIFAR_TRAIN_MEMBERS,
+    DatasetSource,
     get_source,
 )
 from nnflow.files import read_json, save_npy, write_json
-
-MIRROR_NOTE = (
-    "JPEG-recompressed mirror: accuracies are close to, not equal to, those on the original data"
-)
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "mnist": {"dtype": "float64", "validation_size": 10000},
-    "cifar10": {
-        "dtype": "float32",
-        "num_training": 49000,
-        "num_validation": 1000,
-        "num_test": 10000,
-        "subtract_mean": True,
-    },
-}
 
 
 class SplitSizeError(ValueError):
@@ -99,31 +87,41 @@ def split_mnist(
     *,
     validation_size: int = 10000,
     dtype: str = "float64",
+    pixel_scale: int = 255,
+    num_classes: int = 10,
+    dataset: str = "mnist",
 ) -> dict[str, np.ndarray]:
-    """Nielsen's split and scaling (arrays in, arrays out)."""
+    """Nielsen's split and scaling (arrays in, arrays out).
+
+    Training = the first ``n - validation_size`` official training images,
+    validation = the last ``validation_size``, test = the test images; pixels are
+    divided by ``pixel_scale``; labels must lie in ``0..num_classes - 1``.
+    """
     dt = _dtype(dtype)
     n = train_images.shape[0]
     if train_labels.shape != (n,) or test_labels.shape != (test_images.shape[0],):
         raise ValueError(
-            f"MNIST images and labels disagree: {train_images.shape}/{train_labels.shape}, "
+            f"{dataset}: images and labels disagree: {train_images.shape}/{train_labels.shape}, "
             f"{test_images.shape}/{test_labels.shape}"
         )
-    for name, labels in (("train", train_labels), ("t10k", test_labels)):
-        bad = labels[labels > 9]
+    for name, labels in (("train", train_labels), ("test", test_labels)):
+        bad = labels[labels >= num_classes]
         if bad.size:
             raise ValueError(
-                f"MNIST {name} labels must lie in 0..9; found {bad.size} outside, e.g. {int(bad[0])}"
+                f"{dataset} {name} labels must lie in 0..{num_classes - 1} "
+                f"(data.datasets.{dataset}.num_classes = {num_classes}); "
+                f"found {bad.size} outside, e.g. {int(bad[0])}"
             )
     if not 1 <= validation_size < n:
         raise SplitSizeError(
-            f"data.mnist.validation_size = {validation_size} must be between 1 and {n - 1} "
+            f"data.datasets.{dataset}.validation_size = {validation_size} must be between 1 and {n - 1} "
             f"(the official training set has {n} images)"
         )
     x = train_images.reshape(n, -1)
     cut = n - validation_size
 
     def scale(a: np.ndarray) -> np.ndarray:
-        return a.reshape(a.shape[0], -1).astype(dt) / dt.type(255.0)
+        return a.reshape(a.shape[0], -1).astype(dt) / dt.type(float(pixel_scale))
 
     return {
         "X_train": scale(x[:cut]),
@@ -152,12 +150,12 @@ def split_cifar10(
     n_train, n_test = train_x.shape[0], test_x.shape[0]
     if num_training + num_validation > n_train:
         raise SplitSizeError(
-            f"data.cifar10.num_training + data.cifar10.num_validation = "
+            f"data.datasets.cifar10.num_training + num_validation = "
             f"{num_training} + {num_validation} exceeds the {n_train} training images"
         )
     if num_test > n_test:
         raise SplitSizeError(
-            f"data.cifar10.num_test = {num_test} exceeds the {n_test} test images"
+            f"data.datasets.cifar10.num_test = {num_test} exceeds the {n_test} test images"
         )
     tr = train_x[:num_training]
     mean64 = tr.sum(axis=0, dtype=np.int64) / num_training
@@ -193,16 +191,15 @@ def _write(out_dir: Path, arrays: Mapping[str, np.ndarray], provenance: dict[str
     write_json(out_dir / "provenance.json", provenance)  # last: marks completion
 
 
-def _provenance(dataset, record, arrays, settings, extra) -> dict[str, Any]:
+def _provenance(source: DatasetSource, record, arrays, settings, extra) -> dict[str, Any]:
     canonical = bool(record["canonical"])
     if canonical:
         note = "canonical files, verified against the published checksums"
-    elif dataset == "cifar10":
-        note = MIRROR_NOTE
     else:
-        note = "non-canonical mirror copy, verified only by the mirror's SHA256SUMS"
+        note = source.mirror_note or "non-canonical mirror copy, verified only by the mirror's SHA256SUMS"
     return {
-        "dataset": dataset,
+        "dataset": source.name,
+        "format": source.format,
         "files": record["files"],
         "canonical": canonical,
         "note": note,
@@ -215,37 +212,48 @@ def _provenance(dataset, record, arrays, settings, extra) -> dict[str, Any]:
     }
 
 
-def prepare_mnist(
+def prepare_idx(
+    source: DatasetSource | str,
     download_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     validation_size: int = 10000,
     dtype: str = "float64",
+    pixel_scale: int = 255,
+    num_classes: int = 10,
 ) -> dict[str, Any]:
-    """Read the four verified IDX files, split, write the arrays; return the provenance."""
+    """An IDX dataset (MNIST's format): read the four verified files by role, split, write.
+
+    Roles: ``train_images``, ``train_labels``, ``test_images``, ``test_labels``.
+    Returns the provenance.
+    """
+    source = get_source(source)
     download_dir, out_dir = Path(download_dir), Path(out_dir)
-    record = _fetch_record(download_dir, "mnist")
-    raw = {}
-    for f in get_source("mnist").filenames:
-        raw[f.split("-")[0] + "_" + f.split("-")[1]] = read_idx(download_dir / f)
-    for kind in ("train", "t10k"):
+    record = _fetch_record(download_dir, source.name)
+    raw = {role: read_idx(download_dir / source.role(role).name) for role in IDX_ROLES}
+    for kind in ("train", "test"):
         if raw[f"{kind}_images"].ndim != 3 or raw[f"{kind}_labels"].ndim != 1:
             raise ValueError(f"{download_dir}: {kind} images/labels have the wrong IDX type")
+    images = raw["train_images"]
     arrays = split_mnist(
-        raw["train_images"], raw["train_labels"], raw["t10k_images"], raw["t10k_labels"],
-        validation_size=validation_size, dtype=dtype,
+        images, raw["train_labels"], raw["test_images"], raw["test_labels"],
+        validation_size=validation_size, dtype=dtype, pixel_scale=pixel_scale,
+        num_classes=num_classes, dataset=source.name,
     )
-    cut = raw["train_images"].shape[0] - validation_size
-    mean, std = pixel_stats(raw["train_images"][:cut].reshape(cut, -1), 255)
-    all_mean, all_std = pixel_stats(raw["train_images"].reshape(raw["train_images"].shape[0], -1),
-                                    255)
-    tr = raw["train_images"][:cut].reshape(cut, -1)
-    arrays["mean_image"] = (tr.sum(axis=0, dtype=np.int64) / cut / 255.0).astype(dtype)
+    cut = images.shape[0] - validation_size
+    mean, std = pixel_stats(images[:cut].reshape(cut, -1), pixel_scale)
+    all_mean, all_std = pixel_stats(images.reshape(images.shape[0], -1), pixel_scale)
+    tr = images[:cut].reshape(cut, -1)
+    arrays["mean_image"] = (tr.sum(axis=0, dtype=np.int64) / cut / pixel_scale).astype(dtype)
+    rows, cols = images.shape[1:]
+    settings = {"validation_size": validation_size, "dtype": dtype, "pixel_scale": pixel_scale,
+                "num_classes": num_classes}
     prov = _provenance(
-        "mnist", record, arrays,
-        {"validation_size": validation_size, "dtype": dtype},
+        source, record, arrays, settings,
         {
-            "layout": "X rows are 28x28 images, row-major, pixels/255 in [0, 1]; y uint8 0..9",
+            "layout": f"X rows are {rows}x{cols} images, row-major, pixels/{pixel_scale}; "
+                      f"y uint8 0..{num_classes - 1}",
+            "num_classes": num_classes,
             "train_pixel_mean": mean,
             "train_pixel_std": std,
             "official_train_pixel_mean": all_mean,
@@ -256,10 +264,18 @@ def prepare_mnist(
     return prov
 
 
+def prepare_mnist(
+    download_dir: str | os.PathLike, out_dir: str | os.PathLike, **settings: Any
+) -> dict[str, Any]:
+    """:func:`prepare_idx` of the built-in MNIST."""
+    return prepare_idx("mnist", download_dir, out_dir, **settings)
+
+
 def prepare_cifar10(
     download_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
+    source: DatasetSource | str = "cifar10",
     num_training: int = 49000,
     num_validation: int = 1000,
     num_test: int = 10000,
@@ -267,9 +283,10 @@ def prepare_cifar10(
     subtract_mean: bool = True,
 ) -> dict[str, Any]:
     """Read the batches straight from the verified archive, split, write; return provenance."""
+    source = get_source(source)
     download_dir, out_dir = Path(download_dir), Path(out_dir)
-    record = _fetch_record(download_dir, "cifar10")
-    archive = download_dir / get_source("cifar10").filenames[0]
+    record = _fetch_record(download_dir, source.name)
+    archive = download_dir / source.role("archive").name
     limits = {m: CIFAR_BATCH_BYTES for m in (*CIFAR_TRAIN_MEMBERS, CIFAR_TEST_MEMBER)}
     limits[CIFAR_META_MEMBER] = CIFAR_META_MAX_BYTES
     members = read_tar_members(archive, limits)
@@ -288,7 +305,7 @@ def prepare_cifar10(
     mean, std = pixel_stats(train_x[:num_training])
     ch = [pixel_stats(tr[:, c, :]) for c in range(3)]
     prov = _provenance(
-        "cifar10", record, arrays,
+        source, record, arrays,
         {
             "num_training": num_training,
             "num_validation": num_validation,
@@ -304,6 +321,7 @@ def prepare_cifar10(
                 + "; y uint8 0..9"
             ),
             "classes": classes,
+            "num_classes": 10,
             "train_pixel_mean": mean,
             "train_pixel_std": std,
             "train_channel_mean": [m for m, _ in ch],
@@ -314,14 +332,82 @@ def prepare_cifar10(
     return prov
 
 
-def prepare_dataset(
-    dataset: str, download_dir: str | os.PathLike, out_dir: str | os.PathLike, **settings: Any
-) -> dict[str, Any]:
-    """Dispatch to :func:`prepare_mnist` / :func:`prepare_cifar10`; unknown keys are errors."""
-    get_source(dataset)
-    allowed = DEFAULTS[dataset]
-    unknown = sorted(set(settings) - set(allowed))
+def _prepare_cifar10_binary(source, download_dir, out_dir, **settings):
+    return prepare_cifar10(download_dir, out_dir, source=source, **settings)
+
+
+@dataclass(frozen=True)
+class Format:
+    """How a dataset format is prepared: its file roles and settings.
+
+    ``required`` settings must be declared (they are facts of the dataset, e.g. its
+    split); ``defaults`` hold the generic ones (dtype, pixel scale, classes).
+    """
+
+    prepare: Callable[..., dict[str, Any]]  # (source, download_dir, out_dir, **settings) -> provenance
+    roles: tuple[str, ...]
+    required: tuple[str, ...]
+    defaults: Mapping[str, Any]
+    mem_mb: int = 1500  # what the prepare job asks for (measured peak RSS: MNIST 0.52 GB)
+
+    @property
+    def settings(self) -> tuple[str, ...]:
+        return (*self.required, *self.defaults)
+
+
+IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+FORMATS: dict[str, Format] = {
+    "idx": Format(
+        prepare_idx, IDX_ROLES, ("validation_size",),
+        {"dtype": "float64", "pixel_scale": 255, "num_classes": 10},
+    ),
+    "cifar10_binary": Format(
+        _prepare_cifar10_binary, ("archive",), ("num_training", "num_validation", "num_test"),
+        {"dtype": "float32", "subtract_mean": True}, mem_mb=3000,  # measured peak RSS: 1.05 GB
+    ),
+}
+
+
+def get_format(name: str) -> Format:
+    try:
+        return FORMATS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset format {name!r} (known: {', '.join(FORMATS)})") from None
+
+
+def check_declaration(source: DatasetSource) -> None:
+    """The declaration's format is known, its files have the format's roles, its settings its keys."""
+    where = f"data.datasets.{source.name}"
+    try:
+        fmt = get_format(source.format)
+    except ValueError as exc:
+        raise ValueError(f"{where}.format: {exc}") from None
+    roles = [f.role for f in source.files]
+    if sorted(roles) != sorted(fmt.roles):
+        raise ValueError(f"{where}.files: a {source.format} dataset has the files {', '.join(fmt.roles)}; "
+                         f"got {', '.join(roles) or 'none'}")
+    unknown = sorted(set(source.settings) - set(fmt.settings))
     if unknown:
-        raise ValueError(f"data.{dataset}: unknown setting(s) {', '.join(unknown)}")
-    fn = prepare_mnist if dataset == "mnist" else prepare_cifar10
-    return fn(download_dir, out_dir, **{**allowed, **settings})
+        raise ValueError(f"{where}: unknown setting(s) {', '.join(unknown)} for format {source.format} "
+                         f"(allowed: {', '.join(fmt.settings)})")
+    missing = [key for key in fmt.required if key not in source.settings]
+    if missing:
+        raise ValueError(f"{where}: a {source.format} dataset needs {', '.join(missing)}")
+
+
+def prepare_dataset(
+    dataset: DatasetSource | str, download_dir: str | os.PathLike, out_dir: str | os.PathLike,
+    **settings: Any,
+) -> dict[str, Any]:
+    """Prepare ``dataset`` by its format; ``settings`` override the declaration's.
+
+    Unknown settings, an unknown format and files that do not match the format's
+    roles are errors naming the ``data.datasets`` key.
+    """
+    source = get_source(dataset)
+    fmt = get_format(source.format)
+    unknown = sorted(set(settings) - set(fmt.settings))
+    if unknown:
+        raise ValueError(f"data.datasets.{source.name}: unknown setting(s) {', '.join(unknown)}")
+    check_declaration(source)
+    return fmt.prepare(source, download_dir, out_dir, **{**fmt.defaults, **source.settings, **settings})

@@ -65,10 +65,12 @@ def experiment_figure(
     out_numbers: str | os.PathLike,
     extra: Mapping[str, Any] | None = None,
     title: str = "",
+    dataset_label: str | None = None,
 ) -> dict[str, Any]:
     """Draw the experiment's figure of kind ``kind``, write numbers.json and the caption.
 
-    ``title`` is the caption's first sentence (config ``report.title``). Returns the
+    ``title`` is the caption's first sentence (config ``report.title``),
+    ``dataset_label`` the dataset's name in words (its declaration's ``label``). Returns the
     numbers: the run counts, the data note, the structural facts (dataset, split
     sizes, net, from the runs' parameters and the provenance) and the kind's own.
     """
@@ -84,7 +86,7 @@ def experiment_figure(
     provenance = read_json(provenance_path)
     canonical, note = data_note(provenance)
 
-    facts = structure_facts(runs, provenance)
+    facts = structure_facts(runs, provenance, dataset_label)
     fig, numbers = build(kind, tidy, analysis, extra, facts)
     numbers = {
         "experiment": experiment,

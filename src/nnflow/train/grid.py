@@ -29,7 +29,6 @@ from nnflow.train.trainers import TRAINERS
 # Not a comma: cluster executors pass wildcards to the remote Snakemake as a
 # comma-separated list, which Snakemake 9 splits at every comma.
 LABEL_SEPARATOR = "+"
-DATASETS = ("mnist", "cifar10")
 
 
 @dataclass(frozen=True)
@@ -149,8 +148,6 @@ def expand_experiment(name: str, cfg: Mapping[str, Any]) -> list[Run]:
     trainer, dataset = cfg["trainer"], cfg["dataset"]
     if trainer not in TRAINERS:
         raise ValueError(f"{where}.trainer: unknown trainer {trainer!r} (allowed: {', '.join(TRAINERS)})")
-    if dataset not in DATASETS:
-        raise ValueError(f"{where}.dataset: unknown dataset {dataset!r} (allowed: {', '.join(DATASETS)})")
     base = dict(cfg.get("params", {}))
     resources = dict(cfg.get("resources", {}))
     if "seeds" not in cfg:

@@ -26,6 +26,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from nnflow.data.prepare import check_declaration
+from nnflow.data.sources import DatasetSource, declared_datasets
 from nnflow.report.kinds import figure_kind, resolve_analysis
 from nnflow.train.grid import Run, expand_runs
 
@@ -194,9 +196,28 @@ def theory_section(experiments: Mapping[str, Any]) -> dict[str, Any] | None:
     return next(iter(sections.values()), None)
 
 
+def resolve_datasets(config: Mapping[str, Any]) -> dict[str, DatasetSource]:
+    """The built-in and declared datasets, each checked against its format; every
+    experiment's dataset must be one of them."""
+    try:
+        datasets = declared_datasets(config["data"].get("datasets"))
+        for source in datasets.values():
+            check_declaration(source)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for name, exp in config["experiments"].items():
+        if exp.get("enabled", True) and "dataset" in exp and exp["dataset"] not in datasets:
+            raise ConfigError(
+                f"experiments.{name}.dataset: unknown dataset {exp['dataset']!r} "
+                f"(declared in data.datasets: {', '.join(datasets)})"
+            )
+    return datasets
+
+
 def resolve_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Run]:
     """Validate ``config``, fill in its defaults (in place) and return its validated runs."""
     validate_config(config, schema)
     fill_defaults(config, schema)
     theory_section(config["experiments"])
+    resolve_datasets(config)
     return resolve_runs(config, schema)

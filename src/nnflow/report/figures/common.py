@@ -400,7 +400,9 @@ def costs_compared(tidy: pd.DataFrame) -> str:
     return (" vs ".join(costs) + " cost") if costs else "cost"
 
 
-def structure_facts(runs: pd.DataFrame, provenance: Mapping[str, Any]) -> dict[str, Any]:
+def structure_facts(
+    runs: pd.DataFrame, provenance: Mapping[str, Any], dataset_label: str | None = None
+) -> dict[str, Any]:
     """Dataset, split sizes and architecture of an experiment, for its title and caption.
 
     Taken from the runs' parameters (the resolved config) and the data provenance, so a
@@ -408,14 +410,16 @@ def structure_facts(runs: pd.DataFrame, provenance: Mapping[str, Any]) -> dict[s
     """
     splits = provenance.get("splits", {})
     name = provenance.get("dataset")
-    source = DATASETS.get(name)
+    if dataset_label is None:  # called without the declaration: a built-in's label, else the name
+        source = DATASETS.get(name)
+        dataset_label = source.label if source is not None else str(name)
     if "param_train_size" in runs and runs["param_train_size"].notna().any():
         sizes = runs["param_train_size"].drop_duplicates()
         n_train = int(sizes.iloc[0]) if len(sizes) == 1 else None  # None: differs between runs
     else:
         n_train = splits.get("train")  # no train_size: the whole training split
     facts: dict[str, Any] = {
-        "dataset_label": source.label if source is not None else str(name),
+        "dataset_label": dataset_label,
         "architecture": describe_architecture(runs),
         "n_train": n_train,
         "n_val": splits.get("val"),

@@ -18,7 +18,7 @@ NORMALIZATIONS = tuple(n or "none" for n in FC_NORMALIZATIONS)
 LAYER_NORM_BATCH = 1000
 
 
-def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int):
+def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int, num_classes: int = 10):
     """The FullyConnectedNet a solver run's parameters describe."""
     init = p.get("weight_init", "scale")
     if init not in WEIGHT_INITS:
@@ -27,7 +27,7 @@ def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int):
     return FullyConnectedNet(
         p["hidden_dims"],
         input_dim=input_dim,
-        num_classes=10,
+        num_classes=num_classes,
         activation=p.get("activation", "relu"),
         weight_scale=p.get("weight_scale", 1e-2),
         init=None if init == "scale" else {"network2_default": "network2"}.get(init, init),
@@ -49,7 +49,9 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     """
     p = spec["params"]
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
-    model = build_model(p, X.shape[1], X.dtype, spec["seed"])
+    # older provenance files (before datasets were declared) hold no num_classes: 10
+    num_classes = int((data.get("provenance") or {}).get("num_classes", 10))
+    model = build_model(p, X.shape[1], X.dtype, spec["seed"], num_classes)
     track = bool(p.get("track_layer_gradients", False))
     if track and (model.use_dropout or model.normalization):
         raise ValueError("track_layer_gradients needs a net without dropout and batchnorm "
