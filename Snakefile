@@ -23,5 +23,5 @@ include: "workflow/rules/pagerank.smk"
 
 rule all:
     input:
-        all_outputs(),
+        L.all_outputs(),
     default_target: True

@@ -6,29 +6,29 @@
 
 rule experiment_table:
     input:
-        unpack(lambda wc: experiment_run_files(wc.experiment)),
+        unpack(lambda wc: L.experiment_run_files(wc.experiment)),
     output:
-        metrics=f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv",
-        summary=f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv",
+        metrics=f"{L.experiments_dir}/{{experiment}}/metrics.csv",
+        summary=f"{L.experiments_dir}/{{experiment}}/summary.csv",
     params:
         code=code_hash("experiment_table.py"),
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
     wildcard_constraints:
-        experiment=wildcard_alternatives(trained_experiments()),
+        experiment=wildcard_alternatives(L.trained_experiments()),
     script:
         "../scripts/experiment_table.py"
 
 
-for _experiment in plotted_experiments():
+for _experiment in L.plotted_experiments():
     _cfg = config["experiments"][_experiment]
-    _out = f"{EXPERIMENTS_DIR}/{_experiment}"
+    _out = f"{L.experiments_dir}/{_experiment}"
 
     rule:
         name:
             f"figure_{_experiment}"
         input:
-            **figure_inputs(_experiment),
+            **L.figure_inputs(_experiment),
             template=str(REPORT_TEMPLATES / f"{_cfg['figure']}.rst"),
         output:
             png=report(
@@ -56,8 +56,8 @@ for _experiment in plotted_experiments():
 rule metrics_table:
     """One tidy table of every run's per-epoch metrics, and one summary row per run."""
     input:
-        metrics=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/metrics.csv", experiment=trained_experiments()),
-        summaries=expand(f"{EXPERIMENTS_DIR}/{{experiment}}/summary.csv", experiment=trained_experiments()),
+        metrics=expand(f"{L.experiments_dir}/{{experiment}}/metrics.csv", experiment=L.trained_experiments()),
+        summaries=expand(f"{L.experiments_dir}/{{experiment}}/summary.csv", experiment=L.trained_experiments()),
     output:
         metrics=f"{RESULTS}/metrics.csv",
         summary=report(
@@ -76,7 +76,7 @@ rule metrics_table:
 rule environment_table:
     """Which software and hardware the runs were computed with (one row per distinct environment)."""
     input:
-        run_infos=lambda wc: [f"{run_dir(r)}/run.json" for r in RUNS.values()],
+        run_infos=lambda wc: [f"{L.run_dir(r)}/run.json" for r in RUNS.values()],
     output:
         csv=report(
             f"{RESULTS}/environment.csv",

@@ -21,9 +21,9 @@ for _name, _source in DATASETS.items():
         name:
             f"fetch_{_name}"
         output:
-            **downloads(_name),
+            **L.downloads(_name),
         params:
-            files=canonical_json(declared_files(_name)),
+            files=canonical_json(L.declared_files(_name)),
             accept_mirror=_source.accept_mirror_checksums,
             download_dir=lambda wc, output: os.path.dirname(output.record),
             source=dataset_source(_name),
@@ -37,19 +37,19 @@ for _name, _source in DATASETS.items():
 
 rule prepare_dataset:
     input:
-        unpack(lambda wildcards: downloads(wildcards.dataset)),
+        unpack(lambda wildcards: L.downloads(wildcards.dataset)),
     output:
-        X_train=f"{DATA_DIR}/{{dataset}}/X_train.npy",
-        y_train=f"{DATA_DIR}/{{dataset}}/y_train.npy",
-        X_val=f"{DATA_DIR}/{{dataset}}/X_val.npy",
-        y_val=f"{DATA_DIR}/{{dataset}}/y_val.npy",
-        X_test=f"{DATA_DIR}/{{dataset}}/X_test.npy",
-        y_test=f"{DATA_DIR}/{{dataset}}/y_test.npy",
-        mean_image=f"{DATA_DIR}/{{dataset}}/mean_image.npy",
-        provenance=f"{DATA_DIR}/{{dataset}}/provenance.json",
+        X_train=f"{L.data_dir}/{{dataset}}/X_train.npy",
+        y_train=f"{L.data_dir}/{{dataset}}/y_train.npy",
+        X_val=f"{L.data_dir}/{{dataset}}/X_val.npy",
+        y_val=f"{L.data_dir}/{{dataset}}/y_val.npy",
+        X_test=f"{L.data_dir}/{{dataset}}/X_test.npy",
+        y_test=f"{L.data_dir}/{{dataset}}/y_test.npy",
+        mean_image=f"{L.data_dir}/{{dataset}}/mean_image.npy",
+        provenance=f"{L.data_dir}/{{dataset}}/provenance.json",
     params:
         format=lambda wildcards: DATASETS[wildcards.dataset].format,
-        settings=lambda wildcards: prepare_settings(wildcards.dataset),
+        settings=lambda wildcards: L.prepare_settings(wildcards.dataset),
         source=lambda wildcards: DATASETS[wildcards.dataset],
         code=code_hash("prepare_dataset.py"),
     log:

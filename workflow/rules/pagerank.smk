@@ -8,9 +8,9 @@
 # caption path cannot carry wildcards and each graph's captions state its own measured numbers.
 
 
-for _pr_name, _pr_spec in pr_graphs().items():
-    _pr_data = _pr_graph_files(_pr_name)
-    _pr_figs = _pr_figure_files(_pr_name)
+for _pr_name, _pr_spec in L.pagerank_graphs().items():
+    _pr_data = L.graph_files(_pr_name)
+    _pr_figs = L.graph_figure_files(_pr_name)
     _pr_sub = f"12 graph {_pr_name}"
 
     rule:
@@ -28,12 +28,12 @@ for _pr_name, _pr_spec in pr_graphs().items():
             name=_pr_name,
             code=code_hash("pagerank_analyse.py"),
             graph=canonical_json(_pr_spec),
-            alpha=PR_CFG["alpha"],
-            unit_tolerance=PR_CFG["unit_tolerance"],
-            steps=PR_CFG["iteration_steps"],
-            tol=PR_CFG["tol"],
-            max_iter=PR_CFG["max_iter"],
-            dense_max_pages=PR_CFG["dense_max_pages"],
+            alpha=L.pagerank["alpha"],
+            unit_tolerance=L.pagerank["unit_tolerance"],
+            steps=L.pagerank["iteration_steps"],
+            tol=L.pagerank["tol"],
+            max_iter=L.pagerank["max_iter"],
+            dense_max_pages=L.pagerank["dense_max_pages"],
         log:
             f"{RESULTS}/logs/pagerank/analyse_{_pr_name}.log",
         threads: 1
@@ -102,26 +102,26 @@ for _pr_name, _pr_spec in pr_graphs().items():
 
 rule pagerank_scale_case:
     input:
-        lambda wc: [s["path"]] if (s := PR_SCALE_CASES[wc.case])["kind"] == "file" else [],
+        lambda wc: [s["path"]] if (s := L.scale_cases[wc.case])["kind"] == "file" else [],
     output:
-        json=f"{PR_DIR}/scale/cases/{{case}}.json",
+        json=f"{L.pagerank_dir}/scale/cases/{{case}}.json",
     params:
         code=code_hash("pagerank_scale.py"),
-        spec=lambda wc: canonical_json(PR_SCALE_CASES[wc.case]),
-        alpha=PR_CFG["alpha"],
-        tol=PR_CFG["scale"]["tol"],
-        max_iter=PR_CFG["scale"]["max_iter"],
+        spec=lambda wc: canonical_json(L.scale_cases[wc.case]),
+        alpha=L.pagerank["alpha"],
+        tol=L.pagerank["scale"]["tol"],
+        max_iter=L.pagerank["scale"]["max_iter"],
     log:
         f"{RESULTS}/logs/pagerank/scale_{{case}}.log",
     benchmark:
-        f"{PR_DIR}/scale/benchmarks/{{case}}.tsv"
+        f"{L.pagerank_dir}/scale/benchmarks/{{case}}.tsv"
     wildcard_constraints:
-        case=wildcard_alternatives(sorted(PR_SCALE_CASES)),
+        case=wildcard_alternatives(sorted(L.scale_cases)),
     # the mat-vec is single-threaded, but the timings want the memory bandwidth of the
     # node to themselves: two cores keep other jobs from running beside a scale case
     threads: 2
     resources:
-        mem_mb=lambda wc: case_mem_mb(PR_SCALE_CASES[wc.case]),
+        mem_mb=lambda wc: case_mem_mb(L.scale_cases[wc.case]),
         runtime=30,
     script:
         "../scripts/pagerank_scale.py"
@@ -129,18 +129,18 @@ rule pagerank_scale_case:
 
 rule pagerank_scale_summary:
     input:
-        cases=lambda wc: expand(f"{PR_DIR}/scale/cases/{{case}}.json", case=sorted(PR_SCALE_CASES)),
+        cases=lambda wc: expand(f"{L.pagerank_dir}/scale/cases/{{case}}.json", case=sorted(L.scale_cases)),
         template=PR_TEMPLATES["scale"],
     output:
-        csv=f"{PR_DIR}/scale/scale.csv",
-        caption=f"{PR_DIR}/scale/caption.rst",
+        csv=f"{L.pagerank_dir}/scale/scale.csv",
+        caption=f"{L.pagerank_dir}/scale/caption.rst",
         figure=report_item(
-            f"{PR_DIR}/scale/scale.png",
-            f"{PR_DIR}/scale/caption.rst",
+            f"{L.pagerank_dir}/scale/scale.png",
+            f"{L.pagerank_dir}/scale/caption.rst",
             PR_CATEGORY,
             "12 scale",
         ),
-        figure_pdf=f"{PR_DIR}/scale/scale.pdf",
+        figure_pdf=f"{L.pagerank_dir}/scale/scale.pdf",
     params:
         code=code_hash("pagerank_scale_summary.py"),
     log:

@@ -9,33 +9,33 @@ rule unstable_theory:
     input:
         template=str(REPORT_TEMPLATES / "unstable_theory.rst"),
     output:
-        numbers=f"{UNSTABLE_DIR}/numbers.json",
-        table=f"{UNSTABLE_DIR}/lognormal_table.csv",
-        caption=f"{UNSTABLE_DIR}/caption.rst",
+        numbers=f"{L.unstable_dir}/numbers.json",
+        table=f"{L.unstable_dir}/lognormal_table.csv",
+        caption=f"{L.unstable_dir}/caption.rst",
         sigmoid_prime=report_item(
-            f"{UNSTABLE_DIR}/sigmoid_prime.png",
-            f"{UNSTABLE_DIR}/caption.rst",
+            f"{L.unstable_dir}/sigmoid_prime.png",
+            f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
         ),
-        sigmoid_prime_pdf=f"{UNSTABLE_DIR}/sigmoid_prime.pdf",
+        sigmoid_prime_pdf=f"{L.unstable_dir}/sigmoid_prime.pdf",
         interval=report_item(
-            f"{UNSTABLE_DIR}/interval_length.png",
-            f"{UNSTABLE_DIR}/caption.rst",
+            f"{L.unstable_dir}/interval_length.png",
+            f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
         ),
-        interval_pdf=f"{UNSTABLE_DIR}/interval_length.pdf",
+        interval_pdf=f"{L.unstable_dir}/interval_length.pdf",
         lognormal=report_item(
-            f"{UNSTABLE_DIR}/lognormal.png",
-            f"{UNSTABLE_DIR}/caption.rst",
+            f"{L.unstable_dir}/lognormal.png",
+            f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
         ),
-        lognormal_pdf=f"{UNSTABLE_DIR}/lognormal.pdf",
+        lognormal_pdf=f"{L.unstable_dir}/lognormal.pdf",
     params:
         code=code_hash("unstable_theory.py"),
-        theory=canonical_json(UNSTABLE_THEORY_CFG or {}),
+        theory=canonical_json(L.unstable_theory or {}),
     log:
         f"{RESULTS}/logs/theory/unstable_theory.log",
     threads: 1
@@ -50,28 +50,28 @@ rule complex_backprop:
     input:
         template=str(REPORT_TEMPLATES / "complex_backprop.rst"),
     output:
-        numbers=f"{COMPLEX_DIR}/numbers.json",
-        gradcheck=f"{COMPLEX_DIR}/gradcheck.csv",
-        training=f"{COMPLEX_DIR}/training.csv",
-        caption=f"{COMPLEX_DIR}/caption.rst",
+        numbers=f"{L.complex_dir}/numbers.json",
+        gradcheck=f"{L.complex_dir}/gradcheck.csv",
+        training=f"{L.complex_dir}/training.csv",
+        caption=f"{L.complex_dir}/caption.rst",
         gradcheck_png=report_item(
-            f"{COMPLEX_DIR}/gradcheck.png",
-            f"{COMPLEX_DIR}/caption.rst",
+            f"{L.complex_dir}/gradcheck.png",
+            f"{L.complex_dir}/caption.rst",
             THEORY_CATEGORY,
             "Tutoraufgabe complex backprop",
         ),
-        gradcheck_pdf=f"{COMPLEX_DIR}/gradcheck.pdf",
+        gradcheck_pdf=f"{L.complex_dir}/gradcheck.pdf",
         training_png=report_item(
-            f"{COMPLEX_DIR}/training.png",
-            f"{COMPLEX_DIR}/caption.rst",
+            f"{L.complex_dir}/training.png",
+            f"{L.complex_dir}/caption.rst",
             THEORY_CATEGORY,
             "Tutoraufgabe complex backprop",
         ),
-        training_pdf=f"{COMPLEX_DIR}/training.pdf",
+        training_pdf=f"{L.complex_dir}/training.pdf",
     params:
         code=code_hash("complex_backprop.py"),
         experiment=canonical_json(
-            {k: v for k, v in (COMPLEX_BACKPROP_CFG or {}).items() if k != "enabled"}
+            {k: v for k, v in (L.complex_backprop or {}).items() if k != "enabled"}
         ),
     log:
         f"{RESULTS}/logs/theory/complex_backprop.log",

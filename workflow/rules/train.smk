@@ -11,32 +11,32 @@ rule train_network2:
     input:
         run_input,
     output:
-        **run_outputs(f"{RESULTS}/runs/{{experiment}}/{{run}}"),
+        **L.run_outputs(f"{RESULTS}/runs/{{experiment}}/{{run}}"),
     params:
         spec=run_spec,
         data_dir=lambda wc, input: os.path.dirname(input[0]),
-        checkpoint=f"{CHECKPOINTS}/{{experiment}}/{{run}}",
+        checkpoint=f"{L.checkpoints}/{{experiment}}/{{run}}",
         code=lambda wc: code_hash("train_run.py", trainer_module(run_of(wc).trainer)),
     log:
         f"{RESULTS}/logs/runs/{{experiment}}/{{run}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/runs/{{experiment}}/{{run}}.tsv"
-    threads: run_threads
+    threads: run_resource("threads")
     resources:
-        mem_mb=run_mem_mb,
-        runtime=run_runtime,
+        mem_mb=run_resource("mem_mb"),
+        runtime=run_resource("runtime"),
     wildcard_constraints:
-        experiment=wildcard_alternatives(experiments_with("network2")),
+        experiment=wildcard_alternatives(L.experiments_with("network2")),
     script:
         "../scripts/train_run.py"
 
 
 use rule train_network2 as train_solver with:
     output:
-        **run_outputs(f"{RESULTS}/runs/{{experiment}}/{{run}}"),
+        **L.run_outputs(f"{RESULTS}/runs/{{experiment}}/{{run}}"),
         iterations=f"{RESULTS}/runs/{{experiment}}/{{run}}/iterations.csv",
     wildcard_constraints:
-        experiment=wildcard_alternatives(experiments_with("solver")),
+        experiment=wildcard_alternatives(L.experiments_with("solver")),
 
 
 # A random search (config `search` + `final`, e.g. the accuracy challenge): its winner,
@@ -48,13 +48,13 @@ rule challenge_select:
     input:
         runs=search_candidates,
     output:
-        chosen=f"{EXPERIMENTS_DIR}/{{experiment}}/chosen.json",
+        chosen=f"{L.experiments_dir}/{{experiment}}/chosen.json",
     params:
         code=code_hash("challenge_select.py"),
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/select.log",
     wildcard_constraints:
-        experiment=wildcard_alternatives(search_experiments()),
+        experiment=wildcard_alternatives(L.search_experiments()),
     script:
         "../scripts/challenge_select.py"
 
@@ -62,23 +62,23 @@ rule challenge_select:
 rule challenge_final:
     """Retrain the chosen candidate with the final budget; evaluate once on the test set."""
     input:
-        chosen=f"{EXPERIMENTS_DIR}/{{experiment}}/chosen.json",
-        data=lambda wc: prepared(runs_of(wc.experiment)[0].dataset),
+        chosen=f"{L.experiments_dir}/{{experiment}}/chosen.json",
+        data=lambda wc: L.prepared(L.runs_of(wc.experiment)[0].dataset),
     output:
-        **run_outputs(f"{EXPERIMENTS_DIR}/{{experiment}}/final"),
-        iterations=f"{EXPERIMENTS_DIR}/{{experiment}}/final/iterations.csv",
-        test=f"{EXPERIMENTS_DIR}/{{experiment}}/final/test.json",
+        **L.run_outputs(f"{L.experiments_dir}/{{experiment}}/final"),
+        iterations=f"{L.experiments_dir}/{{experiment}}/final/iterations.csv",
+        test=f"{L.experiments_dir}/{{experiment}}/final/test.json",
     params:
         final=lambda wc: canonical_json(search_cfg(wc)["final"]),
         data_dir=lambda wc, input: os.path.dirname(input.data[0]),
-        checkpoint=f"{CHECKPOINTS}/{{experiment}}/final",
+        checkpoint=f"{L.checkpoints}/{{experiment}}/final",
         code=code_hash("challenge_final.py"),
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/final.log",
     benchmark:
         f"{RESULTS}/benchmarks/experiments/{{experiment}}_final.tsv"
     wildcard_constraints:
-        experiment=wildcard_alternatives(search_experiments()),
+        experiment=wildcard_alternatives(L.search_experiments()),
     threads: lambda wc: search_cfg(wc)["resources"]["threads"]
     resources:
         mem_mb=lambda wc: search_cfg(wc)["resources"]["mem_mb"],
