@@ -139,3 +139,19 @@ def test_no_module_is_over_600_lines():
     long = {str(p.relative_to(PACKAGE)): n for p in PACKAGE.rglob("*.py")
             if (n := len(p.read_text().splitlines())) > 600}
     assert long == {}
+
+
+def test_defaults_the_schema_shares_with_the_library_are_equal():
+    """The damping factor has a library default (functions callable without a config) and a
+    config default; they are one fact, so they must agree."""
+    from nnflow.pagerank.ranking import DEFAULT_ALPHA
+
+    assert SCHEMA["properties"]["pagerank"]["properties"]["alpha"]["default"] == DEFAULT_ALPHA
+
+
+def test_only_the_drawing_module_chooses_the_backend_and_nothing_uses_pyplot():
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        if path.name != "drawing.py":
+            assert "matplotlib.use(" not in text, path
+        assert "import matplotlib.pyplot" not in text and "from matplotlib import pyplot" not in text, path

@@ -85,7 +85,7 @@ def split_mnist(
     test_images: np.ndarray,
     test_labels: np.ndarray,
     *,
-    validation_size: int = 10000,
+    validation_size: int,
     dtype: str = "float64",
     pixel_scale: int = 255,
     num_classes: int = 10,
@@ -139,9 +139,9 @@ def split_cifar10(
     test_x: np.ndarray,
     test_y: np.ndarray,
     *,
-    num_training: int = 49000,
-    num_validation: int = 1000,
-    num_test: int = 10000,
+    num_training: int,
+    num_validation: int,
+    num_test: int,
     dtype: str = "float32",
     subtract_mean: bool = True,
 ) -> dict[str, np.ndarray]:
@@ -217,7 +217,7 @@ def prepare_idx(
     download_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
-    validation_size: int = 10000,
+    validation_size: int,
     dtype: str = "float64",
     pixel_scale: int = 255,
     num_classes: int = 10,
@@ -264,21 +264,14 @@ def prepare_idx(
     return prov
 
 
-def prepare_mnist(
-    download_dir: str | os.PathLike, out_dir: str | os.PathLike, **settings: Any
-) -> dict[str, Any]:
-    """:func:`prepare_idx` of the built-in MNIST."""
-    return prepare_idx("mnist", download_dir, out_dir, **settings)
-
-
 def prepare_cifar10(
     download_dir: str | os.PathLike,
     out_dir: str | os.PathLike,
     *,
     source: DatasetSource | str = "cifar10",
-    num_training: int = 49000,
-    num_validation: int = 1000,
-    num_test: int = 10000,
+    num_training: int,
+    num_validation: int,
+    num_test: int,
     dtype: str = "float32",
     subtract_mean: bool = True,
 ) -> dict[str, Any]:

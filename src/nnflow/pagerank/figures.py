@@ -7,31 +7,17 @@ atomically.
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nnflow.report.drawing import save_figure as _save_figure  # noqa: E402
+from nnflow.report.drawing import save_figure, subplots
 
 __all__ = [
-    "save_figure",
     "plot_eigenvalues",
     "plot_iteration",
     "plot_convergence",
     "plot_pagerank",
     "plot_scale",
 ]
-
-
-def save_figure(fig, out) -> list[Path]:
-    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.report.drawing`); close it."""
-    paths = _save_figure(fig, out)
-    plt.close(fig)
-    return paths
 
 
 def _finish(fig, out):
@@ -44,7 +30,7 @@ def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str
     """Eigenvalues of H in the complex plane with the unit circle."""
     lam = np.asarray(eigenvalues)
     on = np.abs(np.abs(lam) - 1) <= unit_tolerance
-    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    fig, ax = subplots(figsize=(5.5, 5.5))
     t = np.linspace(0, 2 * np.pi, 400)
     ax.plot(np.cos(t), np.sin(t), color="0.6", lw=1, label="unit circle $|\\lambda| = 1$")
     ax.scatter(lam.real[~on], lam.imag[~on], s=50, color="C0", zorder=3, label="$|\\lambda| < 1$")
@@ -82,7 +68,7 @@ def plot_iteration(history, labels, start_label, period, out=None, max_panels: i
     pages = np.arange(history.shape[1])
     if pages.size > max_panels:
         pages = np.sort(np.argsort(swing)[::-1][:max_panels])
-    fig, axes = plt.subplots(pages.size, 1, figsize=(7, 0.75 * pages.size + 1.2), sharex=True,
+    fig, axes = subplots(pages.size, 1, figsize=(7, 0.75 * pages.size + 1.2), sharex=True,
                              squeeze=False)
     for ax, i in zip(axes[:, 0], pages, strict=True):
         ax.vlines(k, 0, history[:, i], color=f"C{i % 10}", lw=1.2)
@@ -104,7 +90,7 @@ def plot_convergence(residuals, alpha: float, lambda2: float | None = None, tol=
     """L1 residual ``||x^{k+1} - x^k||_1`` against k with the bound ``alpha^k r_0``."""
     r = np.asarray(residuals)
     k = np.arange(r.size)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = subplots(figsize=(7, 4))
     ax.semilogy(k, r, marker="o", ms=2, lw=1, label=r"$\|x^{(k+1)} - x^{(k)}\|_1$ (power iteration)")
     ax.semilogy(k, r[0] * alpha**k, "k--", lw=1, label=f"bound $r_0\\,\\alpha^k$, $\\alpha$ = {alpha:g}")
     if lambda2 is not None and 0 < lambda2 < alpha - 1e-9:
@@ -124,7 +110,7 @@ def plot_pagerank(labels, x, reference=None, out=None):
     """PageRank per page (bars), with networkx's values if given."""
     x = np.asarray(x)
     pos = np.arange(x.size)
-    fig, ax = plt.subplots(figsize=(max(4, 0.6 * x.size + 2), 3.5))
+    fig, ax = subplots(figsize=(max(4, 0.6 * x.size + 2), 3.5))
     ax.bar(pos, x, color="C0", label="nnflow power iteration")
     if reference is not None:
         ax.plot(pos, reference, "k_", ms=18, mew=2, label="networkx.pagerank")
@@ -138,7 +124,7 @@ def plot_pagerank(labels, x, reference=None, out=None):
 
 def plot_scale(rows, out=None):
     """Scale study: time per iteration vs one sparse mat-vec, and peak memory."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 4))
     kinds = sorted({r["case_kind"] for r in rows})
     for c, kind in enumerate(kinds):
         rs = sorted((r for r in rows if r["case_kind"] == kind), key=lambda r: r["links"])

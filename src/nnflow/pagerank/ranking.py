@@ -71,6 +71,9 @@ __all__ = [
 ]
 
 
+DEFAULT_ALPHA = 0.85  # the damping factor of Brin and Page (the config's default too)
+
+
 class ConvergenceError(RuntimeError):
     """The power iteration did not reach ``tol`` within ``max_iter`` iterations."""
 
@@ -253,7 +256,7 @@ def stochastic_matrix(h: np.ndarray, dangling_weights: np.ndarray | None = None)
 
 def google_matrix(
     h: np.ndarray,
-    alpha: float = 0.85,
+    alpha: float = DEFAULT_ALPHA,
     personalization: np.ndarray | None = None,
     dangling: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -275,13 +278,13 @@ class PageRankResult:
     iterations: int
     converged: bool
     residuals: np.ndarray = field(repr=False)
-    alpha: float = 0.85
+    alpha: float = DEFAULT_ALPHA
     tol: float = 0.0
 
 
 def pagerank(
     link: LinkMatrix,
-    alpha: float = 0.85,
+    alpha: float = DEFAULT_ALPHA,
     personalization: np.ndarray | None = None,
     dangling: np.ndarray | None = None,
     tol: float = 1e-12,
@@ -379,7 +382,7 @@ def _maxrss_mb() -> float | None:
 def run_scale_case(
     make_graph,
     *,
-    alpha: float = 0.85,
+    alpha: float = DEFAULT_ALPHA,
     tol: float = 1e-10,
     max_iter: int = 1000,
     trace_memory: bool = True,
@@ -458,7 +461,7 @@ def networkx_pagerank(
 def analyse_graph(
     graph: EdgeList,
     *,
-    alpha: float = 0.85,
+    alpha: float = DEFAULT_ALPHA,
     unit_tolerance: float = 1e-9,
     steps: int = 30,
     start_page: int | None = None,

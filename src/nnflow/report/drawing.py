@@ -1,6 +1,8 @@
-"""Saving figures: PNG and PDF, each written atomically and byte-reproducibly.
+"""Drawing and saving figures: PNG and PDF, each written atomically and byte-reproducibly.
 
-Figures are drawn with matplotlib's Agg backend (no display needed); the PDF
+Figures are :class:`matplotlib.figure.Figure` objects made by :func:`subplots` (or
+``Figure()``), never through pyplot, and saved with matplotlib's Agg backend (no
+display needed, set here, the one place that sets it); the PDF
 carries no creation date and the PNG no software stamp, so the same data give
 the same files.
 """
@@ -16,6 +18,15 @@ matplotlib.use("Agg")
 from matplotlib.figure import Figure  # noqa: E402
 
 from nnflow.files import atomic_write  # noqa: E402
+
+
+def subplots(*args, figsize: tuple[float, float] | None = None, **kwargs):
+    """``(figure, axes)`` like ``pyplot.subplots``, without pyplot's global figure registry.
+
+    Figures made this way need no closing and do not depend on a GUI backend.
+    """
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def figure_paths(png_path: str | os.PathLike, pdf_path: str | os.PathLike | None = None) -> tuple[Path, Path]:

@@ -9,29 +9,17 @@ suffix or none).
 
 from __future__ import annotations
 
-from pathlib import Path
+import numpy as np
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from nnflow.report.drawing import save_figure as _save_figure  # noqa: E402
+from nnflow.report.drawing import save_figure, subplots
 
 __all__ = [
-    "save_figure",
     "plot_sigmoid_prime",
     "plot_interval_length",
     "plot_lognormal",
     "plot_complex_training",
     "plot_complex_gradcheck",
 ]
-
-
-def save_figure(fig, out) -> list[Path]:
-    """Save ``fig`` to ``<stem>.png`` and ``<stem>.pdf`` (see :mod:`nnflow.report.drawing`)."""
-    return _save_figure(fig, out)
 
 
 def _finish(fig, out):
@@ -44,7 +32,7 @@ def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
     """sigma'(z) on a grid with the bound 1/4 and the numerical maximum marked.
     ``bound`` is the dict from ``unstable.check_sigmoid_prime_bound``."""
     z = np.asarray(z)
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(z, sigma_prime, label=r"$\sigma'(z)=\sigma(z)(1-\sigma(z))$")
     ax.axhline(0.25, color="k", ls="--", lw=1, label=r"upper bound $1/4$")
     ax.axhline(0.0, color="0.5", ls=":", lw=1, label="lower bound 0")
@@ -66,7 +54,7 @@ def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
 
 def plot_interval_length(w_abs, length, argmax_w: float, max_length: float, out=None):
     """Length of {a : |w sigma'(w a + b)| >= 1} vs |w| with the maximum annotated."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(w_abs, length, label=r"$\frac{2}{|w|}\ln\left(\frac{|w|}{2}(1+\sqrt{1-4/|w|})-1\right)$")
     ax.plot(
         [argmax_w],
@@ -96,7 +84,7 @@ def plot_lognormal(table: dict, mu: float, s2: float, out=None):
     if present in ``table`` (see ``unstable.lognormal_growth_table``), the
     actual sigmoid chains."""
     n = np.asarray(table["n"])
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = subplots(figsize=(6.5, 4.5))
     ax.fill_between(
         n,
         table["q16_formula"],
@@ -136,7 +124,7 @@ def plot_lognormal(table: dict, mu: float, s2: float, out=None):
 def plot_complex_training(iteration, cost, min_pole_distance=None, out=None):
     """Training cost vs iteration (log scale); optionally the minimum distance of
     the pre-activations to the poles i pi (2k+1) on a second axis."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     ax.plot(iteration, cost, "C0-", label=r"cost $C=\frac{1}{2N}\sum|a^L-y|^2$")
     ax.set_yscale("log")
     ax.set_xlabel("gradient-descent iteration")
@@ -162,7 +150,7 @@ def plot_complex_gradcheck(rows: list[dict], threshold: float = 1e-7, out=None):
     rel = np.array([r["rel_error"] for r in rows])
     elem = np.array([r["max_elem_rel_error"] for r in rows])
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6, 0.45 * len(rows) + 2), 4))
+    fig, ax = subplots(figsize=(max(6, 0.45 * len(rows) + 2), 4))
     ax.bar(
         x,
         rel,

@@ -67,14 +67,14 @@ def canonical_json(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def format_value(value: Any) -> str:
+def label_value(value: Any) -> str:
     """A short, filesystem-safe, canonical rendering of a grid value for run labels."""
     if isinstance(value, bool) or value is None:
         return str(value).lower()
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, list | tuple):
-        return "x".join(format_value(v) for v in value) or "none"
+        return "x".join(label_value(v) for v in value) or "none"
     text = str(value)
     bad = set(text) & set("/,=+ \t\n")
     if bad:
@@ -173,7 +173,7 @@ def expand_experiment(name: str, cfg: Mapping[str, Any]) -> list[Run]:
             if overlap:
                 raise ValueError(f"{where}: {sorted(overlap)} set both in params and in grid")
             label = LABEL_SEPARATOR.join(
-                f"{k}={format_value(point[k])}" for k in grid_keys if k in point
+                f"{k}={label_value(point[k])}" for k in grid_keys if k in point
             ) or "base"
             labelled.append((label, {**base, **point}))
 
