@@ -326,7 +326,7 @@ def test_a_new_update_rule_needs_its_function_and_registry_entry(copy_of, tmp_pa
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     caption = (work / "results" / "experiments" / "cifar_optimizers" / "caption.rst").read_text()
-    assert "each of the three update rules (sgd, adam, sign_sgd)" in caption
+    assert "each of the three update rules (sgd, adam, sign_sgd;" in caption
     run = work / "results" / "runs" / "cifar_optimizers" / "learning_rate=0.0001+update_rule=sign_sgd"
     assert (run / "seed=1" / "run.json").exists()
     # without the registry entry the same config is refused, naming the key

@@ -111,7 +111,7 @@ def mnist_cost_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[
                 f"{num(x['best_test_pct_best_of_seeds'])}% (best seed) vs {ref:.2f}% ({d:+.2f} points)"
             )
     numbers["reference_comparison"] = (
-        f"Against {reference['source']} (compared with our best seed): " + "; ".join(lines) + "."
+        f"Against {reference['source']}, compared with our best seed: " + "; ".join(lines) + "."
         if lines
         else ""
     )

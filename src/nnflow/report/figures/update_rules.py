@@ -65,7 +65,7 @@ def cifar_optimizers_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) ->
     numbers: dict[str, Any] = {"groups": groups, "epochs": int(tidy["epoch"].max())}
     rules = list(dict.fromkeys(x["update_rule"] for x in groups))
     numbers["n_rules_text"] = count_text(len(rules))
-    numbers["rules_text"] = "(" + ", ".join(rules) + ")"
+    numbers["rules_text"] = ", ".join(rules)
     for x in groups:
         for k in ("final_train_loss", "final_train_pct", "final_val_pct"):
             numbers[f"{x['update_rule']}_{k}"] = x[k]
