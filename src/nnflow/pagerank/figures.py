@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnflow.report.drawing import save_figure, subplots
+from nnflow.report.drawing import finish, subplots
 
 __all__ = [
     "plot_eigenvalues",
@@ -18,12 +18,6 @@ __all__ = [
     "plot_pagerank",
     "plot_scale",
 ]
-
-
-def _finish(fig, out):
-    if out is not None:
-        save_figure(fig, out)
-    return fig
 
 
 def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str = "", out=None):
@@ -52,7 +46,7 @@ def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str
     ax.set_ylabel(r"Im $\lambda$")
     ax.set_title(title or "Eigenvalues of the hyperlink matrix H")
     ax.legend(loc="lower left", fontsize=8)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_iteration(history, labels, start_label, period, out=None, max_panels: int = 12):
@@ -83,7 +77,7 @@ def plot_iteration(history, labels, start_label, period, out=None, max_panels: i
     )
     axes[-1, 0].set_xlabel("iteration k")
     fig.supylabel("probability of page", fontsize=9)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_convergence(residuals, alpha: float, lambda2: float | None = None, tol=None, out=None):
@@ -103,7 +97,7 @@ def plot_convergence(residuals, alpha: float, lambda2: float | None = None, tol=
     ax.set_ylabel("L1 residual")
     ax.set_title("Power iteration with the Google matrix G")
     ax.legend(fontsize=8)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_pagerank(labels, x, reference=None, out=None):
@@ -119,7 +113,7 @@ def plot_pagerank(labels, x, reference=None, out=None):
     ax.set_ylabel("PageRank")
     ax.set_title("PageRank (stationary distribution of G)")
     ax.legend(fontsize=8)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_scale(rows, out=None):
@@ -146,4 +140,4 @@ def plot_scale(rows, out=None):
     ax2.set_title("Peak memory")
     ax2.legend(fontsize=7)
     fig.tight_layout()
-    return _finish(fig, out)
+    return finish(fig, out)

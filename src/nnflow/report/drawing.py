@@ -48,3 +48,10 @@ def save_figure(
     with atomic_write(pdf) as tmp:
         fig.savefig(tmp, format="pdf", bbox_inches="tight", metadata={"CreationDate": None, "Creator": None})
     return [png, pdf]
+
+
+def finish(fig: Figure, out: str | os.PathLike | None) -> Figure:
+    """Save ``fig`` (PNG + PDF) when ``out`` is given; return it (the plot functions' ending)."""
+    if out is not None:
+        save_figure(fig, out)
+    return fig

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnflow.report.drawing import save_figure, subplots
+from nnflow.report.drawing import finish, subplots
 
 __all__ = [
     "plot_sigmoid_prime",
@@ -20,12 +20,6 @@ __all__ = [
     "plot_complex_training",
     "plot_complex_gradcheck",
 ]
-
-
-def _finish(fig, out):
-    if out is not None:
-        save_figure(fig, out)
-    return fig
 
 
 def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
@@ -49,7 +43,7 @@ def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
     ax.set_title(r"Sigmoid derivative: $0 \leq \sigma'(z) \leq 1/4$")
     ax.legend(loc="upper right", fontsize=8)
     ax.grid(alpha=0.3)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_interval_length(w_abs, length, argmax_w: float, max_length: float, out=None):
@@ -75,7 +69,7 @@ def plot_interval_length(w_abs, length, argmax_w: float, max_length: float, out=
     ax.set_ylim(0, 1.15 * max_length)
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_lognormal(table: dict, mu: float, s2: float, out=None):
@@ -118,7 +112,7 @@ def plot_lognormal(table: dict, mu: float, s2: float, out=None):
     ax.set_title(f"Log-normal model, $\\mu$ = {mu:.3f}, $s^2$ = {s2:.3f}")
     ax.legend(fontsize=7, loc="lower left")
     ax.grid(alpha=0.3, which="both")
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_complex_training(iteration, cost, min_pole_distance=None, out=None):
@@ -140,7 +134,7 @@ def plot_complex_training(iteration, cost, min_pole_distance=None, out=None):
     ax.legend(handles, labels, loc="upper right", fontsize=8)
     ax.set_title("Complex-valued net trained with Wirtinger backprop")
     ax.grid(alpha=0.3, which="both")
-    return _finish(fig, out)
+    return finish(fig, out)
 
 
 def plot_complex_gradcheck(rows: list[dict], threshold: float = 1e-7, out=None):
@@ -166,4 +160,4 @@ def plot_complex_gradcheck(rows: list[dict], threshold: float = 1e-7, out=None):
     ax.set_title("Gradient check: Wirtinger backprop vs central differences")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y", which="both")
-    return _finish(fig, out)
+    return finish(fig, out)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -429,3 +429,18 @@ def structure_facts(
         value = facts[key]
         facts[f"{key}_text"] = f"{value:,}" if isinstance(value, int) else "a varying number of"
     return facts
+
+
+def kind_build(
+    numbers_fn: Callable[[pd.DataFrame, Mapping[str, Any]], dict[str, Any]],
+    figure_fn: Callable[[pd.DataFrame, Mapping[str, Any], Mapping[str, Any]], Figure],
+) -> Callable[..., tuple[Figure, dict[str, Any]]]:
+    """The ``build`` of a figure kind that computes its numbers and then draws from them
+    (every kind but random_search, which reads extra files): the facts come first."""
+
+    def build(tidy, analysis, extra, facts):
+        numbers = {**facts, **numbers_fn(tidy, analysis)}
+        return figure_fn(tidy, analysis, numbers), numbers
+
+    build.__doc__ = f"(figure, numbers) from :func:`{numbers_fn.__name__}` and :func:`{figure_fn.__name__}`."
+    return build

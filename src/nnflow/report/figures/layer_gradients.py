@@ -23,6 +23,7 @@ from nnflow.report.figures.common import (
     group_params,
     groups_in_order,
     int_epochs,
+    kind_build,
     new_figure,
     num,
     run_table,
@@ -437,11 +438,4 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
     return fig
 
 
-
-
-def build(
-    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
-) -> tuple[Figure, dict]:
-    """(figure, numbers) of an experiment of this kind."""
-    numbers = {**facts, **unstable_numbers(tidy, analysis)}
-    return unstable_figure(tidy, analysis, numbers), numbers
+build = kind_build(unstable_numbers, unstable_figure)

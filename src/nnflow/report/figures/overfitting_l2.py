@@ -20,6 +20,7 @@ from nnflow.report.figures.common import (
     group_params,
     groups_in_order,
     int_epochs,
+    kind_build,
     last_value,
     new_figure,
     num,
@@ -219,11 +220,4 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     return fig
 
 
-
-
-def build(
-    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
-) -> tuple[Figure, dict]:
-    """(figure, numbers) of an experiment of this kind."""
-    numbers = {**facts, **mnist_overfitting_numbers(tidy, analysis)}
-    return mnist_overfitting_figure(tidy, analysis, numbers), numbers
+build = kind_build(mnist_overfitting_numbers, mnist_overfitting_figure)

@@ -17,6 +17,7 @@ from nnflow.report.figures.common import (
     group_curve,
     groups_in_order,
     int_epochs,
+    kind_build,
     last_value,
     new_figure,
     num,
@@ -132,11 +133,4 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
     return fig
 
 
-
-
-def build(
-    tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
-) -> tuple[Figure, dict]:
-    """(figure, numbers) of an experiment of this kind."""
-    numbers = {**facts, **cifar_overfitting_numbers(tidy, analysis)}
-    return cifar_overfitting_figure(tidy, analysis, numbers), numbers
+build = kind_build(cifar_overfitting_numbers, cifar_overfitting_figure)

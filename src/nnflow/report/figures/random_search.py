@@ -197,8 +197,6 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     return fig
 
 
-
-
 def build(
     tidy: pd.DataFrame, analysis: Mapping[str, Any], extra: Mapping[str, Any], facts: Mapping[str, Any]
 ) -> tuple[Figure, dict]:
