@@ -238,8 +238,57 @@ def test_sigkilled_job_resumes_from_its_checkpoint_bit_for_bit(prepared, tmp_pat
         assert a[k].dtype == b[k].dtype and a[k].tobytes() == b[k].tobytes(), k
     info = json.loads((run_dir / "run.json").read_text())
     assert info["status"] == "completed" and info["epochs_completed"] == EPOCHS
+    assert info["checkpoint"] == {"resumed_from_epoch": resumed[-1]}
+    assert json.loads((ref_dir / "run.json").read_text())["checkpoint"] == {"resumed_from_epoch": None}
     assert not (work / "results" / "checkpoints" / RUN).exists()  # removed after completion
     assert not list(run_dir.glob(".*tmp-*"))
+
+
+@pytest.mark.workflow
+def test_killed_run_restarts_when_its_data_changed_and_says_why(prepared, tmp_path):
+    """Kill, switch the dataset's dtype (the prepared data changes), rerun: the old epochs are
+    not resumed; the run starts from epoch 0 and run.json records why."""
+    mirror, _ = prepared
+    cfg = _long_run_config()
+    work = _workdir(prepared, tmp_path / "killed", cfg)
+    victim = _start(work, mirror)
+    _wait_for_epoch(work, victim, 2)
+    _kill(victim)
+    _snakemake(work, mirror, "--unlock", _target(work))
+    cfg["data"]["datasets"]["mnist"]["dtype"] = "float32"
+    _write_config(work, cfg)
+    _snakemake(work, mirror, "--rerun-incomplete", _target(work))
+
+    log = (work / "results" / "logs" / "runs" / f"{RUN}.log").read_text()
+    assert "resuming" not in log and "restarting from epoch 0" in log
+    info = json.loads((work / "results" / "runs" / RUN / "run.json").read_text())
+    assert info["checkpoint"]["resumed_from_epoch"] is None
+    assert "written for another the prepared data" in info["checkpoint"]["restarted"]
+    assert load_npz(work / "results" / "runs" / RUN / "model.npz")["w0"].dtype == np.float32
+
+
+@pytest.mark.workflow
+def test_an_orphaned_job_and_a_rerun_never_train_the_same_run_at_once(prepared, tmp_path):
+    """Killing only Snakemake's main process leaves its job running; after --unlock a rerun's
+    job refuses to write into the same checkpoint, naming the orphan's PID."""
+    mirror, _ = prepared
+    work = _workdir(prepared, tmp_path / "orphan", _long_run_config())
+    main = _start(work, mirror)
+    _wait_for_epoch(work, main, 1)
+    os.kill(main.pid, signal.SIGKILL)  # the main process only: its job lives on
+    main.wait(timeout=30)
+    lock = work / "results" / "checkpoints" / RUN / ".lock"
+    orphan = int(re.match(r"pid (\d+)", lock.read_text()).group(1))
+    try:
+        os.kill(orphan, 0)  # alive
+        _snakemake(work, mirror, "--unlock", _target(work))
+        code, out = _snakemake(work, mirror, "--rerun-incomplete", _target(work), check=False)
+        assert code != 0
+        log = (work / "results" / "logs" / "runs" / f"{RUN}.log").read_text()
+        assert f"being trained by another process (pid {orphan} on" in log, log
+        os.kill(orphan, 0)  # the orphan was not disturbed
+    finally:
+        os.killpg(main.pid, signal.SIGKILL)  # the orphan is in the session we started
 
 
 # ------------------------------------------------------------------------------ load

@@ -9,4 +9,5 @@ with job(snakemake) as smk:
         outputs=dict(smk.output.items()),
         checkpoint_dir=smk.params.checkpoint,
         threads=smk.threads,
+        code=smk.params.code,
     )

@@ -14,7 +14,7 @@ from nnflow.train.trainers.solver import train_solver
 
 def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], data_dir: str | os.PathLike,
                 outputs: dict[str, str], checkpoint_dir: str | os.PathLike | None = None,
-                threads: int = 1) -> dict[str, Any]:
+                threads: int = 1, code: str | None = None) -> dict[str, Any]:
     """Retrain the chosen candidate with the final budget and evaluate it once on the test set."""
     chosen = read_json(chosen_path)
     final = parse_spec(final)
@@ -23,13 +23,20 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
     spec["run_id"] = f"{spec['experiment']}/final"
     spec["chosen_candidate"] = chosen["run_id"]
     data = load_dataset(data_dir)
-    checkpoint = Checkpoint(checkpoint_dir, spec)
-    started = time.perf_counter()
-    rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True)
-    seconds = time.perf_counter() - started
-    info = write_run_outputs(spec, rows, params, status, meta, extra, outputs,
-                             data["provenance"], threads, seconds)
-    write_json(outputs["test"], {
+    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
+    with checkpoint.hold():
+        started = time.perf_counter()
+        rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True)
+        seconds = time.perf_counter() - started
+        info = write_run_outputs(spec, rows, params, status, meta, extra, outputs,
+                                 data["provenance"], threads, seconds, checkpoint.record)
+        _write_test(outputs["test"], chosen, spec, rows, status, extra)
+        checkpoint.remove()
+    return info
+
+
+def _write_test(path, chosen, spec, rows, status, extra) -> None:
+    write_json(path, {
         "run_id": chosen["run_id"],
         "params": spec["params"],
         "test_accuracy": extra.get("test_accuracy"),
@@ -37,5 +44,3 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
         "num_test": extra.get("num_test"),
         "status": status["status"],
     })
-    checkpoint.remove()
-    return info

@@ -9,13 +9,15 @@ data, trains, and writes
   go to ``run.json``'s ``epoch_seconds``), so the same spec gives the same bytes,
 - ``model.npz`` + ``model.json``: the final parameters and their metadata,
 - ``run.json``: the spec, status (``completed`` / ``diverged`` with the epoch),
-  timings, dataset provenance and the software environment,
+  timings, dataset provenance, the software environment and whether the run
+  resumed a checkpoint (from which epoch) or why it discarded one,
 - for solver runs also ``iterations.csv`` (the loss of every mini-batch).
 
 Every epoch ends with a checkpoint outside the declared outputs (parameters,
 optimizer state, generator state, history), so a job killed half-way resumes
 where it stopped and ends with exactly the metrics and weights of an
-uninterrupted run.
+uninterrupted run — if the checkpoint belongs to the same spec, prepared data and
+code (see :mod:`nnflow.train.checkpoint`); one process at a time trains a run.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ from nnflow.data.prepared import load_prepared
 from nnflow.files import write_csv, write_json
 from nnflow.nn.model_io import save_model
 from nnflow.runtime import environment
-from nnflow.train.checkpoint import Checkpoint
+from nnflow.train.checkpoint import Checkpoint, data_identity
 from nnflow.train.trainers import get_trainer
 
 
 def load_dataset(data_dir: str | os.PathLike) -> dict[str, Any]:
-    """The prepared arrays of a dataset (memory-mapped) and its provenance."""
-    return load_prepared(data_dir, mmap=True)
+    """The prepared arrays of a dataset (memory-mapped), its provenance and ``identity``
+    (:func:`~nnflow.train.checkpoint.data_identity`, which binds checkpoints to it)."""
+    return {**load_prepared(data_dir, mmap=True), "identity": data_identity(data_dir)}
 
 
 def parse_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
@@ -49,23 +52,29 @@ def train_run(
     outputs: dict[str, str],
     checkpoint_dir: str | os.PathLike | None = None,
     threads: int = 1,
+    code: str | None = None,
 ) -> dict[str, Any]:
-    """Train one run and write its outputs (see the module docstring); return run.json's content."""
+    """Train one run and write its outputs (see the module docstring); return run.json's content.
+
+    ``code`` identifies the code the checkpoint is bound to (the workflow passes the job's
+    source hash; default: every nnflow module).
+    """
     spec = parse_spec(spec)
     train = get_trainer(spec["trainer"])
     data = load_dataset(data_dir)
-    checkpoint = Checkpoint(checkpoint_dir, spec)
-    started = time.perf_counter()
-    rows, params, status, model_meta, extra = train(spec, data, checkpoint)
-    seconds = time.perf_counter() - started
-    info = write_run_outputs(spec, rows, params, status, model_meta, extra, outputs,
-                             data["provenance"], threads, seconds)
-    checkpoint.remove()
+    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
+    with checkpoint.hold():
+        started = time.perf_counter()
+        rows, params, status, model_meta, extra = train(spec, data, checkpoint)
+        seconds = time.perf_counter() - started
+        info = write_run_outputs(spec, rows, params, status, model_meta, extra, outputs,
+                                 data["provenance"], threads, seconds, checkpoint.record)
+        checkpoint.remove()
     return info
 
 
 def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, provenance,
-                      threads, seconds) -> dict[str, Any]:
+                      threads, seconds, checkpoint_record=None) -> dict[str, Any]:
     """Write metrics, model and run.json; run.json last, so it marks a complete run."""
     columns = list(rows[0]) if rows else ["epoch"]
     for row in rows:
@@ -86,6 +95,7 @@ def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, pr
             "note": provenance.get("note"),
             "files": provenance.get("files"),
         },
+        "checkpoint": checkpoint_record or {"resumed_from_epoch": None},
         "environment": environment(),
         **{k: v for k, v in extra.items() if k != "iterations"},
     }
