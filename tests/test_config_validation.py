@@ -230,6 +230,22 @@ SNAKEMAKE_CASES = {
         "experiments.cifar_challenge.search.space.update_rule", {"choice": ["nesterov"]},
         ["experiments.cifar_challenge (run cifar_challenge/cand=000/seed=1): update_rule:",
          "'nesterov' is not one of ['sgd', 'sgd_momentum', 'rmsprop', 'adam']"]),
+    "nan_learning_rate": (f"{MNIST}.lmbda", float("nan"),
+                          ["experiments.mnist_cost.params.lmbda: nan is not a finite number"]),
+    "infinite_in_grid": ("experiments.mnist_overfitting.grid.product.lmbda", [0.0, float("inf")],
+                         ["experiments.mnist_overfitting.grid.product.lmbda[1]: inf is not a finite"]),
+    "sizes_0_not_the_input_dimension": (
+        f"{MNIST}.sizes", [785, 10, 10],
+        ["params.sizes[0] = 785, but dataset 'mnist' has 784 input features per example"]),
+    "sizes_out_not_the_classes": (
+        f"{MNIST}.sizes", [784, 10, 5], ["params.sizes[-1] = 5, but dataset 'mnist' has 10 classes"]),
+    "train_size_beyond_the_split": (
+        "experiments.cifar_overfitting.params.train_size", 401,
+        ["experiments.cifar_overfitting (run cifar_overfitting/base/seed=1): params.train_size = 401, "
+         "but dataset 'cifar10' has 400 training examples"]),
+    "batch_larger_than_the_examples": (
+        "experiments.cifar_overfitting.params.batch_size", 201,
+        ["params.batch_size = 201, but dataset 'cifar10' has 200 examples to train on"]),
     "duplicate_run_names": (
         "experiments.mnist_cost.grid.points", [{"cost": "quadratic", "eta": 3.0}] * 2,
         ["invalid configuration", "experiments.mnist_cost: duplicate run names"]),
@@ -272,3 +288,114 @@ def test_snakemake_dry_run_rejects(dry_runs, case):
         assert fragment in out, f"{fragment!r} not in:\n{out}"
     assert "Traceback" not in out  # a configuration error, not a crash
     assert "Job stats" not in out and "rule " not in out.split("Error")[0]  # before any DAG
+
+
+# ------------------------------------------------------------------------------ YAML read strictly
+
+
+def _dry_run_text(workdir: Path, text: str, *args: str) -> subprocess.CompletedProcess:
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.yaml").write_text(text)
+    cmd = [str(SNAKEMAKE), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(workdir / "config.yaml"), "-n", "--workflow-profile", "none", *args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_a_duplicated_key_is_refused_with_both_lines(tmp_path):
+    from nnflow.workflow.config import check_config_file
+
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  retries: 1\n  timeout_seconds: 5\n  retries: 3\n")
+    with pytest.raises(ConfigError,
+                       match=r"c\.yaml, line 4: duplicate key 'retries' \(first given on line 2"):
+        check_config_file(path)
+    path.write_text("base: &base {eta: 0.5, epochs: 2}\nrun: {<<: *base, eta: 0.1}\n")
+    check_config_file(path)  # a merge key overriding an anchor's value is not a duplicate
+
+
+def test_an_alias_bomb_is_refused_in_a_few_mb(tmp_path):
+    import tracemalloc
+
+    from nnflow.workflow.config import check_config_file
+
+    lines = ['l0: &l0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]" for i in range(1, 10)]  # 10^10 values
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 1500
+    tracemalloc.start()
+    with pytest.raises(ConfigError, match=r"bomb\.yaml: expands to [\d,]{14,} values, more than "
+                                          r"100,000: YAML aliases \(first at line 2\)"):
+        check_config_file(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 5e6
+    path.write_text("a: &a [1, 2]\nb: *a\n")
+    check_config_file(path)  # small aliases are fine
+
+
+@pytest.mark.workflow
+def test_snakemake_refuses_duplicate_keys_and_alias_bombs_before_the_dag(tmp_path):
+    smoke = SMOKE.read_text()
+    bomb = "\n".join(['x0: &x0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]'] +
+                     [f"x{i}: &x{i} [{', '.join([f'*x{i - 1}'] * 10)}]" for i in range(1, 9)])
+    cases = {
+        "dup": (smoke.replace("  retries: 0\n", "  retries: 0\n  retries: 2\n"),
+                "duplicate key 'retries' (first given on line"),
+        "bomb": (bomb + "\n" + smoke, "values, more than 100,000: YAML aliases"),
+    }
+    for name, (text, fragment) in cases.items():
+        proc = _dry_run_text(tmp_path / name, text)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0 and fragment in out and "Traceback" not in out, out
+
+
+def test_config_overrides_are_typed_as_a_user_types_them():
+    from nnflow.workflow.config import apply_overrides
+
+    cfg = smoke_config()
+    # what Snakemake's --config hands over: nested scalars are strings (YAML BaseLoader)
+    apply_overrides(cfg, {"experiments": {"mnist_cost": {"params": {
+        "eta": "0.25", "sizes": ["784", "20", "10"], "lmbda": "1e-3", "train_size": "null"}}},
+        "pagerank": {"enabled": "false"}})
+    p = cfg["experiments"]["mnist_cost"]["params"]
+    assert p["eta"] == 0.25 and p["sizes"] == [784, 20, 10] and p["lmbda"] == 1e-3
+    assert p["train_size"] is None and p["epochs"] == 2 and cfg["pagerank"]["enabled"] is False
+    apply_overrides(cfg, {"experiments": {"mnist_cost": {"report": {"title": "3"}}}})
+    assert cfg["experiments"]["mnist_cost"]["report"]["title"] == 3  # then refused by the schema
+    with pytest.raises(ConfigError, match="experiments.mnist_cost.report.title: 3 is not of type 'string'"):
+        resolve_config(cfg, load_schema(SCHEMA))
+
+
+@pytest.mark.workflow
+def test_snakemake_config_overrides_of_nested_numbers_work(tmp_path):
+    proc = _dry_run_text(tmp_path, SMOKE.read_text(), "--config",
+                         "experiments={mnist_cost: {params: {epochs: 3, sizes: [784, 12, 10]}}}",
+                         "--quiet", "rules")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "train_network2" in out and "invalid configuration" not in out
+
+
+def _omittable(schema: dict, config: dict) -> list[str]:
+    """Every top-level section the schema does not require and every experiment."""
+    top = [k for k in schema["properties"] if k not in schema.get("required", []) and k in config]
+    return top + [f"experiments.{name}" for name in config["experiments"]]
+
+
+@pytest.mark.workflow
+@pytest.mark.parametrize("section", _omittable(load_schema(SCHEMA), yaml.safe_load(
+    (ROOT / "config.yaml").read_text())))
+def test_every_optional_section_of_the_shipped_config_can_be_left_out(tmp_path, section):
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    *parents, last = section.split(".")
+    node = cfg
+    for key in parents:
+        node = node[key]
+    del node[last]
+    if not cfg["experiments"]:
+        pytest.skip("no experiment left")  # pragma: no cover
+    proc = _dry_run_text(tmp_path, yaml.safe_dump(cfg, sort_keys=False), "--quiet", "rules")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "Traceback" not in out, out

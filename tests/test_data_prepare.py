@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -148,3 +149,26 @@ def test_synthetic_data_is_learnable(tmp_path, downloads):
     means = np.stack([d["X_train"][d["y_train"] == c].mean(axis=0) for c in range(10)])
     dist = ((d["X_test"][:, None, :] - means[None]) ** 2).sum(axis=2)
     assert (dist.argmin(axis=1) == d["y_test"]).mean() > 0.5
+
+
+def test_a_declared_feature_count_is_checked_against_the_prepared_data(tmp_path, downloads):
+    from nnflow.data.sources import BUILTIN_DECLARATIONS, DatasetSource
+
+    wrong = DatasetSource.from_declaration("mnist", {**BUILTIN_DECLARATIONS["mnist"], "features": 785})
+    with pytest.raises(ValueError, match=r"data\.datasets\.mnist: the prepared data have features=784, "
+                                         r"the declaration says 785"):
+        prepare_dataset(wrong, downloads["mnist"], tmp_path / "m", validation_size=100)
+
+
+def test_what_is_known_of_a_shape_before_and_after_preparing(tmp_path, downloads):
+    from nnflow.data.sources import DATASETS
+    from nnflow.workflow.config import dataset_shapes
+
+    datasets = {"mnist": DATASETS["mnist"]}
+    assert dataset_shapes(datasets, tmp_path) == {"mnist": {"classes": 10, "features": 784}}
+    prepare_dataset("mnist", downloads["mnist"], tmp_path / "mnist", validation_size=100)
+    # prepared with other settings (validation_size 100, the declaration says 10,000): not used
+    assert dataset_shapes(datasets, tmp_path) == {"mnist": {"classes": 10, "features": 784}}
+    small = {"mnist": replace(DATASETS["mnist"], settings={**DATASETS["mnist"].settings,
+                                                           "validation_size": 100})}
+    assert dataset_shapes(small, tmp_path) == {"mnist": {"classes": 10, "features": 784, "train": 500}}

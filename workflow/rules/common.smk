@@ -12,15 +12,28 @@ from nnflow.pagerank.cases import case_mem_mb
 from nnflow.report.kinds import figure_kind
 from nnflow.train.grid import canonical_json
 from nnflow.train.trainers import trainer_module
-from nnflow.workflow.config import ConfigError, load_schema, resolve_config, resolve_datasets
+from nnflow.workflow.config import (
+    ConfigError,
+    apply_overrides,
+    check_config_file,
+    check_run_shapes,
+    dataset_shapes,
+    load_schema,
+    resolve_config,
+    resolve_datasets,
+)
 from nnflow.workflow.layout import Layout
 from nnflow.workflow.sourcehash import job_source_hash
 
 SCHEMA = Path(workflow.current_basedir).parent / "schemas" / "config.schema.yaml"
 try:
+    for path in workflow.configfiles:
+        check_config_file(path)
+    apply_overrides(config, workflow.config_settings.overwrite_config)
     RUNS = resolve_config(config, load_schema(SCHEMA))
     DATASETS = resolve_datasets(config)
     L = Layout(config, RUNS, DATASETS)
+    check_run_shapes(RUNS, dataset_shapes(DATASETS, L.data_dir))
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 

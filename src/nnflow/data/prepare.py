@@ -314,7 +314,7 @@ def prepare_cifar10(
                 + "; y uint8 0..9"
             ),
             "classes": classes,
-            "num_classes": 10,
+            "num_classes": CIFAR10_CLASSES,
             "train_pixel_mean": mean,
             "train_pixel_std": std,
             "train_channel_mean": [m for m, _ in ch],
@@ -335,12 +335,15 @@ class Format:
 
     ``required`` settings must be declared (they are facts of the dataset, e.g. its
     split); ``defaults`` hold the generic ones (dtype, pixel scale, classes).
+    ``shape`` gives what the settings alone tell about the prepared arrays (keys of
+    :data:`SHAPE_KEYS`), so a run's sizes are checked before any data exist.
     """
 
     prepare: Callable[..., dict[str, Any]]  # (source, download_dir, out_dir, **settings) -> provenance
     roles: tuple[str, ...]
     required: tuple[str, ...]
     defaults: Mapping[str, Any]
+    shape: Callable[[Mapping[str, Any]], dict[str, int]]
     mem_mb: int = 1500  # what the prepare job asks for (measured peak RSS: MNIST 0.52 GB)
 
     @property
@@ -349,14 +352,23 @@ class Format:
 
 
 IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
+# What a prepared dataset's shape is described by: input features (D of X), classes,
+# examples in the training split.
+SHAPE_KEYS = ("features", "classes", "train")
+CIFAR10_FEATURES = 3 * 32 * 32
+CIFAR10_CLASSES = 10
 FORMATS: dict[str, Format] = {
     "idx": Format(
         prepare_idx, IDX_ROLES, ("validation_size",),
         {"dtype": "float64", "pixel_scale": 255, "num_classes": 10},
+        shape=lambda s: {"classes": s["num_classes"]},  # D and N are in the files' headers
     ),
     "cifar10_binary": Format(
         _prepare_cifar10_binary, ("archive",), ("num_training", "num_validation", "num_test"),
-        {"dtype": "float32", "subtract_mean": True}, mem_mb=3000,  # measured peak RSS: 1.05 GB
+        {"dtype": "float32", "subtract_mean": True},
+        shape=lambda s: {"features": CIFAR10_FEATURES, "classes": CIFAR10_CLASSES,
+                         "train": s["num_training"]},
+        mem_mb=3000,  # measured peak RSS: 1.05 GB
     ),
 }
 
@@ -403,4 +415,28 @@ def prepare_dataset(
     if unknown:
         raise ValueError(f"data.datasets.{source.name}: unknown setting(s) {', '.join(unknown)}")
     check_declaration(source)
-    return fmt.prepare(source, download_dir, out_dir, **{**fmt.defaults, **source.settings, **settings})
+    provenance = fmt.prepare(source, download_dir, out_dir, **{**fmt.defaults, **source.settings, **settings})
+    actual = prepared_shape(provenance)
+    declared = known_shape(source, settings)
+    for key, value in declared.items():
+        if actual.get(key) != value:
+            raise ValueError(f"data.datasets.{source.name}: the prepared data have {key}={actual.get(key)}, "
+                             f"the declaration says {value} ({out_dir})")
+    return provenance
+
+
+def known_shape(source: DatasetSource, settings: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """What the declaration (``features``) and the format's settings say about the prepared
+    shape before any file is read: a subset of ``features``, ``classes``, ``train``."""
+    fmt = get_format(source.format)
+    shape = fmt.shape({**fmt.defaults, **source.settings, **(settings or {})})
+    if source.features is not None:
+        shape["features"] = source.features
+    return shape
+
+
+def prepared_shape(provenance: Mapping[str, Any]) -> dict[str, int]:
+    """``features``, ``classes`` and ``train`` of a prepared dataset, from its provenance."""
+    rows, features = provenance["shapes"]["X_train"]
+    shape = {"features": features, "train": rows, "classes": provenance.get("num_classes")}
+    return {key: value for key, value in shape.items() if value is not None}

@@ -33,7 +33,8 @@ CIFAR_META_MAX_BYTES = 64 * 1024
 
 # Keys of a declaration that say where and how to fetch; the others are the
 # format's settings, which change the prepared arrays.
-SOURCE_KEYS = ("format", "label", "urls", "mirror_subdir", "files", "accept_mirror_checksums", "mirror_note")
+SOURCE_KEYS = ("format", "label", "urls", "mirror_subdir", "files", "accept_mirror_checksums", "mirror_note",
+               "features")
 
 BUILTIN_DECLARATIONS: dict[str, dict[str, Any]] = {
     "mnist": {
@@ -56,6 +57,7 @@ BUILTIN_DECLARATIONS: dict[str, dict[str, Any]] = {
                             "md5": "27ae3e4e09519cfbb04c329615203637", "md5_of": "decompressed"},
         },
         "accept_mirror_checksums": False,
+        "features": 28 * 28,
         "validation_size": 10000,  # Nielsen's mnist_loader
     },
     "cifar10": {
@@ -99,6 +101,7 @@ class DatasetSource:
     accept_mirror_checksums: bool = False
     mirror_note: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)  # the format's split settings
+    features: int | None = None  # input features per example (D), when declared; checked when prepared
 
     @classmethod
     def from_declaration(cls, name: str, declaration: Mapping[str, Any]) -> DatasetSource:
@@ -120,6 +123,7 @@ class DatasetSource:
             files=files,
             accept_mirror_checksums=bool(d.get("accept_mirror_checksums", False)),
             mirror_note=d.get("mirror_note", ""),
+            features=d.get("features"),
             settings={k: v for k, v in d.items() if k not in SOURCE_KEYS},
         )
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import json
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +28,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from nnflow.data.prepare import check_declaration
+from nnflow.data.prepare import check_declaration, get_format, known_shape, prepared_shape
 from nnflow.data.sources import DatasetSource, declared_datasets
 from nnflow.report.kinds import figure_kind, resolve_analysis
 from nnflow.train.grid import Run, expand_runs
@@ -81,6 +83,114 @@ def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> Non
     if error.validator == "additionalProperties" and "properties" in error.schema:
         message += f"; allowed: {', '.join(error.schema['properties'])}"
     raise ConfigError(f"{key_path(error.absolute_path)}: {message}")
+
+
+# --------------------------------------------------------------------------- reading strictly
+
+MAX_VALUES = 100_000  # a config holds a few thousand; YAML aliases could make it billions
+
+
+class _AliasRecordingLoader(yaml.SafeLoader):
+    """A SafeLoader that notes the line of every alias (``*name``) it composes."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.alias_lines: list[int] = []
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            self.alias_lines.append(self.peek_event().start_mark.line + 1)
+        return super().compose_node(parent, index)
+
+
+def check_config_file(path: str | os.PathLike, max_values: int = MAX_VALUES) -> None:
+    """Refuse what YAML accepts but a configuration must not hold, naming file and line:
+    a key given twice in one mapping (YAML keeps the last silently), and aliases that
+    expand to more than ``max_values`` values (a few hundred bytes can otherwise stand
+    for billions of values). Cost: one parse, proportional to the file's length."""
+    with open(path, encoding="utf-8") as fh:
+        loader = _AliasRecordingLoader(fh)
+        try:
+            root = loader.get_single_node()
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        finally:
+            loader.dispose()
+    sizes: dict[int, int] = {}
+
+    def expanded(node: yaml.Node) -> int:  # values below node, aliases counted in full
+        if id(node) not in sizes:
+            sizes[id(node)] = 0  # a recursive alias counts once
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key, _ in node.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value != "<<":
+                        if key.value in seen:
+                            raise ConfigError(
+                                f"{path}, line {key.start_mark.line + 1}: duplicate key {key.value!r} "
+                                f"(first given on line {seen[key.value]}; YAML would keep only the last)")
+                        seen[key.value] = key.start_mark.line + 1
+                children = [n for pair in node.value for n in pair]
+            elif isinstance(node, yaml.SequenceNode):
+                children = node.value
+            else:
+                children = []
+            sizes[id(node)] = 1 + sum(expanded(child) for child in children)
+        return sizes[id(node)]
+
+    total = expanded(root) if root is not None else 0
+    if total > max_values:
+        raise ConfigError(f"{path}: expands to {total:,} values, more than {max_values:,}: YAML aliases "
+                          f"(first at line {loader.alias_lines[0]}) repeat large parts; write them out")
+
+
+def check_values(config: Any, max_values: int = MAX_VALUES) -> None:
+    """Refuse a non-finite number (``.nan``, ``.inf``: no parameter means it), naming its key,
+    and a configuration of more than ``max_values`` values (walked within that bound)."""
+    stack: list[tuple[tuple, Any]] = [((), config)]
+    count = 0
+    while stack:
+        path, value = stack.pop()
+        count += 1
+        if count > max_values:
+            raise ConfigError(f"the configuration holds more than {max_values:,} values (YAML aliases?)")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key_path(path)}: {value} is not a finite number")
+        if isinstance(value, Mapping):
+            stack.extend(((*path, k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend(((*path, i), v) for i, v in enumerate(value))
+
+
+def _typed(value: Any) -> Any:
+    """A ``--config`` value as a user means it: Snakemake parses nested values with YAML's
+    BaseLoader, which keeps every scalar a string ("0.5", "true", "[1, 2]" items)."""
+    if isinstance(value, Mapping):
+        return {k: _typed(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_typed(v) for v in value]
+    if not isinstance(value, str):
+        return value
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except ValueError:
+            pass
+    parsed = yaml.safe_load(value) if value.strip() else value
+    return parsed if isinstance(parsed, (bool, int, float)) or parsed is None else value
+
+
+def apply_overrides(config: dict[str, Any], overrides: Mapping[str, Any]) -> None:
+    """Merge ``snakemake --config`` overrides into ``config`` with typed values, in place.
+
+    Snakemake has merged them already, but as strings below the top level; this sets each
+    overridden value again, typed: ``--config 'experiments={mnist_cost: {params: {eta: 0.5}}}'``.
+    """
+    for key, value in overrides.items():
+        if isinstance(value, Mapping) and isinstance(config.get(key), dict):
+            apply_overrides(config[key], value)
+        else:
+            config[key] = _typed(value)
 
 
 _ABSENT = object()
@@ -216,8 +326,60 @@ def resolve_datasets(config: Mapping[str, Any]) -> dict[str, DatasetSource]:
 
 def resolve_config(config: dict[str, Any], schema: Mapping[str, Any]) -> dict[str, Run]:
     """Validate ``config``, fill in its defaults (in place) and return its validated runs."""
+    check_values(config)
     validate_config(config, schema)
     fill_defaults(config, schema)
     theory_section(config["experiments"])
     resolve_datasets(config)
     return resolve_runs(config, schema)
+
+
+def dataset_shapes(datasets: Mapping[str, DatasetSource], prepared_dir: str | os.PathLike
+                   ) -> dict[str, dict[str, int]]:
+    """What is known of each dataset's prepared shape before any job runs: the declaration
+    and format settings (:func:`~nnflow.data.prepare.known_shape`), completed from the
+    prepared data's provenance when they were prepared with today's settings."""
+    shapes = {}
+    for name, source in datasets.items():
+        shape = known_shape(source)
+        path = os.path.join(prepared_dir, name, "provenance.json")
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                provenance = json.load(fh)
+            fmt = get_format(source.format)
+            if provenance.get("settings") == {**fmt.defaults, **source.settings}:
+                shape = {**prepared_shape(provenance), **shape}
+        shapes[name] = shape
+    return shapes
+
+
+BATCH_KEYS = {"network2": "mini_batch_size", "solver": "batch_size"}
+
+
+def check_run_shapes(runs: Mapping[str, Run], shapes: Mapping[str, Mapping[str, int]]) -> None:
+    """Refuse runs whose sizes do not fit their dataset, naming the key and the dataset's shape:
+    network2's ``sizes[0]``/``sizes[-1]`` against its features/classes, ``train_size`` against
+    the training split, the mini-batch against the examples trained on."""
+    for run in runs.values():
+        problem = _shape_problem(run, shapes.get(run.dataset, {}))
+        if problem:
+            key, value, fact = problem
+            raise ConfigError(f"experiments.{run.experiment} (run {run.run_id}): params.{key} = {value}, "
+                              f"but dataset {run.dataset!r} has {fact}")
+
+
+def _shape_problem(run: Run, shape: Mapping[str, int]) -> tuple[str, Any, str] | None:
+    p = run.params
+    sizes = p.get("sizes")
+    if sizes and "features" in shape and sizes[0] != shape["features"]:
+        return "sizes[0]", sizes[0], f"{shape['features']} input features per example"
+    if sizes and "classes" in shape and sizes[-1] != shape["classes"]:
+        return "sizes[-1]", sizes[-1], f"{shape['classes']} classes (one output each)"
+    train = shape.get("train")
+    if p.get("train_size") is not None and train is not None and p["train_size"] > train:
+        return "train_size", p["train_size"], f"{train} training examples"
+    examples = p.get("train_size") or train
+    batch_key = BATCH_KEYS.get(run.trainer)
+    if batch_key in p and examples is not None and p[batch_key] > examples:
+        return batch_key, p[batch_key], f"{examples} examples to train on (a mini-batch is a part of them)"
+    return None
