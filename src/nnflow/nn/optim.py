@@ -15,9 +15,10 @@ so no temporary array is allocated per step. Keys starting with ``_`` are
 private scratch space, not optimiser state (checkpoints skip them).
 
 Checks: the hyperparameters in a config (:data:`CONFIG_RANGES`) are checked once,
-on its first step (when it has no scratch buffer yet), not on every step;
+on its first step, which marks it ``config["_checked"]``, not on every step;
 :func:`check_config` does the same check up front (the Solver calls it at
 construction). A bad value raises TypeError/ValueError naming the rule and key.
+A new rule gets both by starting, like the rules here, with ``_prepare``.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ def check_config(config, where, name="config"):
     return config
 
 
-def _prepare(w, dw, config, rule):
+def _prepare(w, dw, config, rule="update rule"):
     if config is None:
         config = {}
-    elif "_scratch" not in config:  # the config's first step: check it, once
+    elif "_checked" not in config:  # the config's first step: check it, once
         check_config(config, rule)
+        config["_checked"] = True
     if not (isinstance(w, np.ndarray) and np.issubdtype(w.dtype, np.floating)
             and w.flags.writeable):
         arr = np.asarray(w)
