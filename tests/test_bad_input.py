@@ -186,6 +186,19 @@ OPTIM_CASES = {
     ]
 }
 
+
+
+def sign_sgd(w, dw, config=None):
+    """A rule added the documented way: its own function, starting with ``_prepare``."""
+    w, dw, config = optim._prepare(w, dw, config)
+    w -= config.setdefault("learning_rate", 1e-2) * np.sign(dw)
+    return w, config
+
+
+OPTIM_CASES["added-rule-negative-learning-rate"] = (
+    lambda: sign_sgd(W.copy(), DW, {"learning_rate": -0.1}), ValueError,
+    ["update rule:", "config['learning_rate']", "-0.1"])
+
 TINY_DATA = {"X_train": X, "y_train": Y.astype(np.uint8), "X_val": X[:10], "y_val": Y[:10].astype(np.uint8),
              "X_test": X[:10], "y_test": Y[:10].astype(np.uint8), "provenance": {"num_classes": K}}
 NET2_PARAMS = {"sizes": [D, 5, K], "epochs": 2, "mini_batch_size": 5, "eta": 0.5, "cost": "cross_entropy"}
