@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nnflow.nn import checks, layers
 from nnflow.nn import initializers as _init
-from nnflow.nn import layers
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
 from nnflow.nn.network2 import _expit
 
@@ -116,12 +116,13 @@ class FullyConnectedNet:
 
     # ------------------------------------------------------------------ forward/backward
 
-    def _check_input(self, X):
+    def _check_input(self, X, where):
         X = np.asarray(X)
         if X.ndim < 2 or int(np.prod(X.shape[1:])) != self.dims[0]:
-            raise ValueError(f"X must have shape (N, {self.dims[0]}) (or (N, d1, ..., dk) with "
-                             f"{self.dims[0]} values per example), got {X.shape}")
-        return X.reshape(X.shape[0], -1).astype(self.dtype, copy=False)
+            raise ValueError(f"{where}: X must have shape (N, {self.dims[0]}) (or (N, d1, ..., dk) "
+                             f"with {self.dims[0]} values per example), got {X.shape}")
+        # the width spelled out: -1 cannot be inferred when N = 0
+        return X.reshape(X.shape[0], self.dims[0]).astype(self.dtype, copy=False)
 
     def _one_hot(self, y, n):
         t = np.zeros((n, self.dims[-1]), dtype=self.dtype)
@@ -165,7 +166,9 @@ class FullyConnectedNet:
         ``params[name]``; with ``return_layer_grads`` ``(loss, grads, norms)``,
         ``norms`` an array of shape (L,).
         """
-        X = self._check_input(X)
+        X = self._check_input(X, "FullyConnectedNet.loss")
+        if y is not None and X.shape[0] == 0:  # a loss over no examples is 0/0
+            checks.examples("FullyConnectedNet.loss", "X", X)
         if mode is None:
             mode = "test" if y is None else "train"
         if mode not in ("train", "test"):
@@ -237,18 +240,17 @@ class FullyConnectedNet:
 
     def predict(self, X, batch_size=1000):
         """Predicted labels (N,) in test mode, computed in chunks."""
-        X = self._check_input(X)
+        X = self._check_input(X, "FullyConnectedNet.predict")
         return np.concatenate([np.argmax(self.loss(X[i:i + batch_size]), axis=1)
                                for i in range(0, max(X.shape[0], 1), batch_size)]
                               ) if X.shape[0] else np.zeros(0, dtype=np.intp)
 
     def eval_loss(self, X, y, batch_size=1000):
         """Test-mode loss (data loss averaged over all N, plus the L2 term) as a float."""
-        X = self._check_input(X)
+        X = checks.examples("FullyConnectedNet.eval_loss", "X",
+                            self._check_input(X, "FullyConnectedNet.eval_loss"))
         y = np.asarray(y)
         n = X.shape[0]
-        if n == 0:
-            raise ValueError("eval_loss needs at least one example")
         total = 0.0
         for i in range(0, n, batch_size):
             scores = self.loss(X[i:i + batch_size])

@@ -36,6 +36,7 @@ import math
 
 import numpy as np
 
+from nnflow.nn import checks
 from nnflow.nn import initializers as _init
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, cost_name, get_cost
 from nnflow.nn.layers import sigmoid as _stable_sigmoid
@@ -228,47 +229,36 @@ class Network:
             x = x.astype(self.dtype)
         return x
 
-    def _arrays(self, data, name):
-        """``(X (N, D), labels (N,) or None, targets (N, K) or None)`` from either format."""
+    def _arrays(self, data, name, where):
+        """``(X (N, D), labels (N,) or None, targets (N, K) or None)`` from either format.
+
+        Refused with an error naming ``where`` and ``name``: no examples, inputs not of
+        width D, labels not integers in [0, K), targets not (N, K), NaN or inf anywhere.
+        """
+        d, k = self.sizes[0], self.sizes[-1]
         if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], np.ndarray):
-            X, y = data
-            X = self._features(X)
+            X, y = self._features(data[0]), np.asarray(data[1])
             if X.ndim == 1:
                 X = X[None, :]
-            y = np.asarray(y)
         else:
-            pairs = data if isinstance(data, list | tuple) else list(data)
-            if len(pairs) == 0:
-                raise ValueError(f"{name} is empty")
-            X = self._features(np.stack([np.ravel(x) for x, _ in pairs]))
-            if np.ndim(pairs[0][1]) == 0:
-                y = np.array([int(t) for _, t in pairs])
-            else:
-                y = np.stack([np.ravel(t) for _, t in pairs])
-        d, k = self.sizes[0], self.sizes[-1]
-        if X.ndim != 2 or X.shape[1] != d:
-            raise ValueError(f"{name}: inputs must have shape (N, {d}) or be ({d}, 1) columns, "
-                             f"got {X.shape}")
+            X, y = checks.stack_pairs(where, name, data, d, k)
+            X = self._features(X)
+        checks.examples(where, f"{name} inputs", X, d, flat=True)
+        checks.finite(where, f"{name} inputs", X)
         if y.ndim == 1:
-            if not np.issubdtype(y.dtype, np.integer):
-                raise ValueError(f"{name}: 1-D labels must be integers, got dtype {y.dtype}")
-            if y.shape[0] != X.shape[0]:
-                raise ValueError(f"{name}: {X.shape[0]} inputs but {y.shape[0]} labels")
-            if y.size and (y.min() < 0 or y.max() >= k):
-                raise ValueError(f"{name}: labels must lie in [0, {k}), got [{y.min()}, {y.max()}]")
-            return X, y, None
+            return X, checks.labels(where, f"{name} labels", y, X.shape[0], k), None
         if y.ndim == 2 and y.shape == (X.shape[0], k):
-            return X, None, y.astype(self.dtype, copy=False)
-        raise ValueError(f"{name}: labels must have shape (N,) (integers) or (N, {k}) "
-                         f"(one-hot), got {y.shape} for N={X.shape[0]}")
+            return X, None, checks.finite(where, f"{name} targets", y.astype(self.dtype, copy=False))
+        raise ValueError(f"{where}: {name} labels must have shape ({X.shape[0]},) (integers) or "
+                         f"({X.shape[0]}, {k}) (one-hot), got {y.shape}")
 
     def _one_hot(self, labels):
         t = np.zeros((labels.shape[0], self.sizes[-1]), dtype=self.dtype)
         t[np.arange(labels.shape[0]), labels] = 1.0
         return t
 
-    def _training_arrays(self, data, name="training_data"):
-        X, labels, targets = self._arrays(data, name)
+    def _training_arrays(self, data, name, where):
+        X, labels, targets = self._arrays(data, name, where)
         if targets is None:
             targets = self._one_hot(labels)
         return X, targets
@@ -323,7 +313,7 @@ class Network:
             if T.shape[1] != self.sizes[-1]:
                 raise ValueError(f"y must have shape ({self.sizes[-1]}, 1), got {y.shape}")
         else:
-            X, T = self._training_arrays((x, y), "backprop input")
+            X, T = self._training_arrays((x, y), "(x, y)", "Network.backprop")
         zs, acts = [], [X]
         a = X
         for W, b in zip(self._W, self._b, strict=True):
@@ -412,7 +402,11 @@ class Network:
         ``w <- (1 - eta*lmbda/n) w - (eta/m) sum_batch nabla_w``,
         ``b <- b - (eta/m) sum_batch nabla_b``; ``n`` is the training-set size.
         """
-        X, T = self._training_arrays(mini_batch, "mini_batch")
+        where = "Network.update_mini_batch"
+        checks.positive(where, "eta", eta)
+        checks.non_negative(where, "lmbda", lmbda)
+        checks.count(where, "n", n, 1)
+        X, T = self._training_arrays(mini_batch, "mini_batch", where)
         m = X.shape[0]
         buf = self._buffers_for(m)
         buf.x[...] = X
@@ -475,22 +469,31 @@ class Network:
         epoch with the monitored values (a truthy return stops training,
         status "stopped"), ``stop_on_divergence`` (stop when weights or a
         monitored cost become non-finite), ``verbose`` (log one line per epoch).
+
+        Bad arguments raise TypeError/ValueError naming them before any training: e.g.
+        ``eta`` not a finite number > 0, empty data, NaN or inf in the data (an error, while
+        non-finite weights during training are a result: status "diverged").
         """
-        if int(mini_batch_size) < 1:
-            raise ValueError(f"mini_batch_size must be >= 1, got {mini_batch_size}")
-        if int(epochs) < 0:
-            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        where = "Network.SGD"
+        epochs = checks.count(where, "epochs", epochs, 0)
+        m = checks.count(where, "mini_batch_size", mini_batch_size, 1)
+        checks.positive(where, "eta", eta)
+        checks.non_negative(where, "lmbda", lmbda)
+        monitors = [flag for flag, on in (("monitor_evaluation_cost", monitor_evaluation_cost),
+                    ("monitor_evaluation_accuracy", monitor_evaluation_accuracy)) if on]
+        if evaluation_data is None and monitors:
+            raise ValueError(f"{where}: evaluation_data must be given when {' and '.join(monitors)}"
+                             "=True, got None")
         gen = self.rng if rng is None and seed is None else _init.as_rng(rng, seed)
-        X, T = self._training_arrays(training_data)
+        X, T = self._training_arrays(training_data, "training_data", where)
         if evaluation_data is not None:
-            ev = self._arrays(evaluation_data, "evaluation_data")
+            ev = self._arrays(evaluation_data, "evaluation_data", where)
         n = X.shape[0]
-        m = int(mini_batch_size)
         decay = 1 - eta * (lmbda / n)
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []
         self.status = {"status": "completed", "diverged_epoch": None, "epochs_completed": 0}
-        for j in range(int(epochs)):
+        for j in range(epochs):
             perm = gen.permutation(n)
             with np.errstate(over="ignore", invalid="ignore"):
                 self._epoch(X, T, perm, m, eta, decay)
@@ -548,7 +551,7 @@ class Network:
         ``convert`` is accepted for network2 compatibility; one-hot or integer
         labels are detected from the data.
         """
-        return self._accuracy_arrays(*self._arrays(data, "data"))
+        return self._accuracy_arrays(*self._arrays(data, "data", "Network.accuracy"))
 
     def total_cost(self, data, lmbda, convert=False):
         """Mean cost over ``data`` plus ``0.5 * (lmbda / len(data)) * sum ||w||^2``.
@@ -556,7 +559,8 @@ class Network:
         As in network2 the regulariser uses ``len(data)`` of the data passed.
         ``convert`` is accepted for compatibility; labels are detected.
         """
-        return self._cost_arrays(*self._arrays(data, "data"), lmbda)
+        checks.non_negative("Network.total_cost", "lmbda", lmbda)
+        return self._cost_arrays(*self._arrays(data, "data", "Network.total_cost"), lmbda)
 
     # ------------------------------------------------------------------ persistence
 

@@ -13,18 +13,55 @@ floating copy is made otherwise) and the state arrays in ``config`` are
 updated in place too. A scratch buffer is kept in ``config["_scratch"]``
 so no temporary array is allocated per step. Keys starting with ``_`` are
 private scratch space, not optimiser state (checkpoints skip them).
+
+Checks: the hyperparameters in a config (:data:`CONFIG_RANGES`) are checked once,
+on its first step, which marks it ``config["_checked"]``, not on every step;
+:func:`check_config` does the same check up front (the Solver calls it at
+construction). A bad value raises TypeError/ValueError naming the rule and key.
+A new rule gets both by starting, like the rules here, with ``_prepare``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "get_update_rule"]
+from nnflow.nn import checks
+
+__all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "get_update_rule",
+           "CONFIG_RANGES", "check_config"]
+
+# The hyperparameters a config may hold and their check: a step size must be > 0,
+# averaging weights (momentum, decay_rate, beta1, beta2) in [0, 1), where 1 would never
+# forget (and Adam's bias correction 1 - beta^t would divide by zero).
+CONFIG_RANGES = {
+    "learning_rate": checks.positive,
+    "momentum": checks.unit_interval,
+    "decay_rate": checks.unit_interval,
+    "beta1": checks.unit_interval,
+    "beta2": checks.unit_interval,
+    "epsilon": checks.positive,
+}
 
 
-def _prepare(w, dw, config):
+def check_config(config, where, name="config"):
+    """Check the hyperparameters of ``config`` against :data:`CONFIG_RANGES`; return it.
+
+    Keys not listed there (state arrays, ``t``, a custom rule's own settings) pass.
+    """
+    if not isinstance(config, dict):
+        raise TypeError(f"{where}: {name} must be a dict, got {type(config).__name__}")
+    for key, check in CONFIG_RANGES.items():
+        if key in config:
+            check(where, f"{name}[{key!r}]", config[key])
+    return config
+
+
+def _prepare(w, dw, config, rule="update rule"):
     if config is None:
         config = {}
+    elif "_checked" not in config:  # the config's first step: check it, once
+        check_config(config, rule)
+        config["_checked"] = True
     if not (isinstance(w, np.ndarray) and np.issubdtype(w.dtype, np.floating)
             and w.flags.writeable):
         arr = np.asarray(w)
@@ -62,7 +99,7 @@ def sgd(w, dw, config=None):
 
     config: ``learning_rate`` (1e-2).
     """
-    w, dw, config = _prepare(w, dw, config)
+    w, dw, config = _prepare(w, dw, config, "sgd")
     lr = config.setdefault("learning_rate", 1e-2)
     s = _scratch(config, w)
     np.multiply(dw, lr, out=s)
@@ -79,7 +116,7 @@ def sgd_momentum(w, dw, config=None):
     (zeros like w). PyTorch's ``SGD(momentum=mu)`` keeps ``b = mu b + g`` and
     steps ``w -= lr b``; for a constant learning rate ``v = -lr * b``.
     """
-    w, dw, config = _prepare(w, dw, config)
+    w, dw, config = _prepare(w, dw, config, "sgd_momentum")
     lr = config.setdefault("learning_rate", 1e-2)
     mu = config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
@@ -101,7 +138,7 @@ def rmsprop(w, dw, config=None):
     (1e-8), ``cache`` (zeros like w). Same as ``torch.optim.RMSprop`` with
     ``alpha = decay_rate``, ``eps = epsilon``.
     """
-    w, dw, config = _prepare(w, dw, config)
+    w, dw, config = _prepare(w, dw, config, "rmsprop")
     lr = config.setdefault("learning_rate", 1e-2)
     dr = config.setdefault("decay_rate", 0.99)
     eps = config.setdefault("epsilon", 1e-8)
@@ -132,7 +169,7 @@ def adam(w, dw, config=None):
     config: ``learning_rate`` (1e-3), ``beta1`` (0.9), ``beta2`` (0.999),
     ``epsilon`` (1e-8), ``m``, ``v`` (zeros like w), ``t`` (0).
     """
-    w, dw, config = _prepare(w, dw, config)
+    w, dw, config = _prepare(w, dw, config, "adam")
     lr = config.setdefault("learning_rate", 1e-3)
     b1 = config.setdefault("beta1", 0.9)
     b2 = config.setdefault("beta2", 0.999)

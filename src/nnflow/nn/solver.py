@@ -37,8 +37,8 @@ import time
 
 import numpy as np
 
+from nnflow.nn import checks, optim
 from nnflow.nn import initializers as _init
-from nnflow.nn import optim
 from nnflow.nn.model_io import load_model, save_model
 
 __all__ = ["Solver", "SAMPLINGS"]
@@ -78,6 +78,13 @@ class Solver:
     checkpoint_path : stem of the checkpoint written (atomically) every
         ``checkpoint_every`` epochs and after the last epoch; None = no checkpoints.
     stop_on_divergence : stop when the loss or the parameters become non-finite.
+
+    Bad arguments raise TypeError/ValueError naming them, here rather than during
+    training: no examples, NaN or inf in ``X_train``/``X_val`` (an error, while
+    non-finite parameters during training are a result: status "diverged"), labels
+    that are not integers in [0, C) (C and the input width from ``model.dims`` when the
+    model has it), ``optim_config`` values outside :data:`nnflow.nn.optim.CONFIG_RANGES`,
+    ``lr_decay`` not in (0, 1], ``batch_size`` < 1, ``num_epochs`` < 0.
     """
 
     def __init__(self, model, data, *, update_rule="sgd", optim_config=None, lr_decay=1.0,
@@ -87,31 +94,28 @@ class Solver:
                  stop_on_divergence=True):
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
-            raise ValueError(f"data is missing {missing}; required keys: "
+            raise ValueError(f"Solver: data is missing {missing}; required keys: "
                              "X_train, y_train, X_val, y_val")
         if sampling not in SAMPLINGS:
             raise ValueError(f"unknown sampling {sampling!r}; allowed values: {list(SAMPLINGS)}")
-        if int(batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if int(checkpoint_every) < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {checkpoint_every}")
+        self.batch_size = checks.count("Solver", "batch_size", batch_size, 1)
+        self.num_epochs = checks.count("Solver", "num_epochs", num_epochs, 0)
+        checkpoint_every = checks.count("Solver", "checkpoint_every", checkpoint_every, 1)
+        for name, value in (("num_train_samples", num_train_samples),
+                            ("num_val_samples", num_val_samples)):
+            if value is not None:
+                checks.count("Solver", name, value, 1)
+        self.lr_decay = float(checks.number("Solver", "lr_decay", lr_decay, 0, 1,
+                                            low_closed=False, high_closed=True))
         self.model = model
         dtype = getattr(model, "dtype", None)
-        self.X_train = self._cast(data["X_train"], dtype)
-        self.y_train = np.asarray(data["y_train"])
-        self.X_val = self._cast(data["X_val"], dtype)
-        self.y_val = np.asarray(data["y_val"])
-        for name, X, y in (("train", self.X_train, self.y_train), ("val", self.X_val, self.y_val)):
-            if y.ndim != 1 or y.shape[0] != X.shape[0]:
-                raise ValueError(f"y_{name} must have shape ({X.shape[0]},) to match X_{name} "
-                                 f"{X.shape}, got {y.shape}")
+        self.X_train, self.y_train = self._checked_data(data, "train", dtype)
+        self.X_val, self.y_val = self._checked_data(data, "val", dtype)
         self.update_rule_name = update_rule if isinstance(update_rule, str) else getattr(
             update_rule, "__name__", repr(update_rule))
         self.update_rule = optim.get_update_rule(update_rule)
-        self.optim_config = dict(optim_config or {})
-        self.lr_decay = float(lr_decay)
-        self.batch_size = int(batch_size)
-        self.num_epochs = int(num_epochs)
+        self.optim_config = dict(optim.check_config(
+            {} if optim_config is None else optim_config, "Solver", "optim_config"))
         self.sampling = sampling
         self.num_train_samples = num_train_samples
         self.num_val_samples = num_val_samples
@@ -119,16 +123,28 @@ class Solver:
         self.verbose = verbose
         self.rng = _init.as_rng(rng, seed)
         self.checkpoint_path = checkpoint_path
-        self.checkpoint_every = int(checkpoint_every)
+        self.checkpoint_every = checkpoint_every
         self.stop_on_divergence = stop_on_divergence
         self._reset()
 
-    @staticmethod
-    def _cast(X, dtype):
-        X = np.asarray(X)
+    def _checked_data(self, data, part, dtype):
+        """``data["X_<part>"]`` (cast to the model's dtype) and ``data["y_<part>"]``, checked.
+
+        At least one example, finite inputs (after the cast: a float64 value beyond the
+        float32 range is infinite for a float32 model), integer labels, one per example;
+        against ``model.dims`` (a FullyConnectedNet's) the input width and the classes.
+        """
+        x_name, y_name = f"data['X_{part}']", f"data['y_{part}']"
+        X = np.asarray(data[f"X_{part}"])
         if dtype is not None and X.dtype != dtype:
-            X = X.astype(dtype)
-        return X
+            with np.errstate(over="ignore"):  # overflow to inf is refused just below
+                X = X.astype(dtype)
+        dims = getattr(self.model, "dims", None)
+        checks.examples("Solver", x_name, X, dims[0] if dims else None)
+        checks.finite("Solver", x_name, X)
+        y = checks.labels("Solver", y_name, np.asarray(data[f"y_{part}"]), X.shape[0],
+                          dims[-1] if dims else None)
+        return X, y
 
     def _reset(self):
         self.epoch = 0

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from nnflow.nn import network2
+from nnflow.nn import checks, network2
 from nnflow.train.checkpoint import Checkpoint, rng_state, set_rng_state
 from nnflow.train.trainers import Trained, take_first
 
@@ -23,6 +23,7 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
     Returns a :class:`~nnflow.train.trainers.Trained`.
     """
     p = spec["params"]
+    epochs = checks.count("train_network2", "params['epochs']", p["epochs"], 0)
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
     X_test, y_test = np.ascontiguousarray(data["X_test"]), np.ascontiguousarray(data["y_test"])
     net = network2.Network(p["sizes"], cost=p["cost"], seed=spec["seed"], dtype=X.dtype)
@@ -65,7 +66,7 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
 
     net.SGD(
         (X, y),
-        p["epochs"] - start_epoch,
+        epochs - start_epoch,
         p["mini_batch_size"],
         p["eta"],
         lmbda=p.get("lmbda", 0.0),

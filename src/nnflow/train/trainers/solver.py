@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from nnflow.nn import checks
 from nnflow.nn.fc_net import NORMALIZATIONS as FC_NORMALIZATIONS
 from nnflow.nn.fc_net import FullyConnectedNet
 from nnflow.nn.solver import Solver
@@ -48,6 +49,8 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     study) and end with a checkpoint. Returns a :class:`~nnflow.train.trainers.Trained`.
     """
     p = spec["params"]
+    # the Solver is built with num_epochs=0 and driven one epoch at a time up to this
+    num_epochs = checks.count("train_solver", "params['num_epochs']", p["num_epochs"], 0)
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
     # older provenance files (before datasets were declared) hold no num_classes: 10
     num_classes = int((data.get("provenance") or {}).get("num_classes", 10))
@@ -81,7 +84,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         extras = [{"epoch": 0, "iteration": 0,
                    **(_layer_norms(model, *probe) if track else {})}]
 
-    for epoch in range(solver.epoch + 1, p["num_epochs"] + 1):
+    for epoch in range(solver.epoch + 1, num_epochs + 1):
         before = _weights(model) if track else None
         solver.num_epochs = epoch
         solver.train()
