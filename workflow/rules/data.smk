@@ -5,7 +5,7 @@
 # - fetch_<dataset>: the declared files with their checksums and `accept_mirror` are
 #   tracked params: they decide which bytes are acceptable. Where the bytes come from
 #   (the declaration's URLs and mirror folder, the mirror path incl. NNFLOW_DATA_MIRROR,
-#   timeout, retries) travels in objects (DatasetSource, FetchOptions) that Snakemake
+#   timeout, retries, deadline) travels in objects (DatasetSource, FetchOptions) that Snakemake
 #   leaves out of its params rerun trigger (it only compares builtin values): the files
 #   are verified by checksum, so the same bytes fetched from another mirror or URL are
 #   the same input, and moving the mirror must not refetch and recompute every
