@@ -13,6 +13,11 @@
 # - prepare_dataset depends only on the verified files + sources.json and on the format
 #   and its settings (split sizes, dtype, scaling) as tracked params; the label is not
 #   one of them (renaming a dataset in the figures does not retrain anything).
+#   A cached file replaced after its fetch reruns prepare (newer input) but not the
+#   fetch (which has no inputs): prepare checks every byte it reads against
+#   sources.json and the published checksums and refuses a mismatch, naming the file
+#   and both checksums (nnflow.data.cache). It does not refetch: it may run on a node
+#   without network; deleting the file makes Snakemake rerun the fetch.
 
 
 for _name, _source in DATASETS.items():
