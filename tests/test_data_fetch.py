@@ -2,52 +2,42 @@
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import gzip
 import hashlib
 import http.server
 import logging
+import socket
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from nnflow.data import sources
 from nnflow.data.fetch import (
     ChecksumError,
+    DeadlineError,
     FetchError,
+    FetchOptions,
     MirrorError,
     download,
     fetch_dataset,
     read_sha256sums,
 )
-from nnflow.data.synthetic import gzip_bytes, idx_bytes
+from nnflow.data.synthetic import gzip_bytes
 from nnflow.files import read_json
+from nnflow.workflow.config import fill_defaults, load_schema
 
+ROOT = Path(__file__).resolve().parents[1]
 MNIST_FILES = sources.DATASETS["mnist"].filenames
 
 
 def _leftovers(directory):
     """Temporary files left in a directory (there must be none)."""
     return sorted(p.name for p in directory.iterdir() if ".tmp-" in p.name)
-
-
-@pytest.fixture
-def canonical_mnist(monkeypatch, rng):
-    """Four small MNIST-format files, and a registry whose 'published' md5s match them."""
-    contents = {
-        "train-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 256, (20, 28, 28), np.uint8)),
-        "train-labels-idx1-ubyte.gz": idx_bytes(rng.integers(0, 10, 20, np.uint8)),
-        "t10k-images-idx3-ubyte.gz": idx_bytes(rng.integers(0, 256, (5, 28, 28), np.uint8)),
-        "t10k-labels-idx1-ubyte.gz": idx_bytes(rng.integers(0, 10, 5, np.uint8)),
-    }
-    mnist = sources.DATASETS["mnist"]
-    files = tuple(
-        sources.SourceFile(name, hashlib.md5(raw).hexdigest(), "decompressed", mnist.file(name).role)
-        for name, raw in contents.items()
-    )
-    monkeypatch.setitem(sources.DATASETS, "mnist", dataclasses.replace(mnist, files=files))
-    return {name: gzip_bytes(raw) for name, raw in contents.items()}
 
 
 class _Server:
@@ -310,3 +300,125 @@ def test_truncated_archive_download_says_truncated(tmp_path, server, synthetic_m
         fetch_dataset("cifar10", tmp_path / "dl", base_urls=[f"{server.url}/a/"], retries=0)
     assert _leftovers(tmp_path / "dl") == []
     assert not (tmp_path / "dl" / "cifar-10-binary.tar.gz").exists()
+
+
+# ------------------------------------------------------------------------- time limits
+
+
+@contextlib.contextmanager
+def _paced_server(response: bytes, at_once: int, step: int, interval: float):
+    """A server answering every GET with the raw ``response``: its first ``at_once`` bytes
+    at once, then ``step`` bytes every ``interval`` seconds (a trickle when ``step`` is 1)."""
+    stop = threading.Event()
+
+    class Paced(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            try:
+                self.wfile.write(response[:at_once])
+                for i in range(at_once, len(response), step):
+                    if stop.wait(interval):
+                        return
+                    self.wfile.write(response[i : i + step])
+            except OSError:
+                pass  # the client hung up
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Paced)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def _answer(body: bytes) -> bytes:
+    head = f"HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {len(body)}\r\n\r\n"
+    return head.encode() + body
+
+
+@pytest.mark.parametrize("trickled", ["headers", "body"])
+def test_a_trickling_server_is_cut_off_at_the_deadline(tmp_path, trickled):
+    """One byte every 0.2 s never trips the per-read timeout; the file's deadline ends it."""
+    name = "t10k-labels-idx1-ubyte.gz"
+    response = _answer(bytes(30))
+    at_once = 0 if trickled == "headers" else response.index(b"\r\n\r\n") + 4
+    with _paced_server(response, at_once, step=1, interval=0.2) as base:
+        url = f"{base}/{name}"
+        started = time.monotonic()
+        with pytest.raises(DeadlineError) as err:
+            download([url], tmp_path / name, lambda p: {}, timeout=5, retries=2, deadline=1)
+        elapsed = time.monotonic() - started
+    msg = str(err.value)
+    assert f"could not fetch {name} within its deadline of 1 s (data.deadline_seconds = 1" in msg
+    assert f"{url}: " in msg
+    # sending the whole answer takes over 6 s: it was cut off, not waited for
+    assert elapsed < 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_large_file_gets_time_in_proportion_to_its_announced_size(tmp_path):
+    """2 MB at about 2 MB/s: within 0.5 s + 1.5 s per MB announced, beyond 0.5 s alone."""
+    body = np.random.default_rng(2).bytes(2 * 10**6)
+    response = _answer(body)
+    with _paced_server(response, 0, step=100_000, interval=0.05) as base:
+        url = f"{base}/big.bin"
+        result = download([url], tmp_path / "big.bin", lambda p: {"size": p.stat().st_size},
+                          timeout=5, retries=0, deadline=0.5, deadline_per_mb=1.5)
+        assert result == {"size": len(body), "source": url}
+        assert (tmp_path / "big.bin").read_bytes() == body
+        with pytest.raises(DeadlineError, match=r"deadline of 0.5 s .*per MB of the 2000000 bytes announced"):
+            download([url], tmp_path / "again.bin", lambda p: {}, timeout=5, retries=0, deadline=0.5,
+                     deadline_per_mb=0)
+    assert _leftovers(tmp_path) == [] and not (tmp_path / "again.bin").exists()
+
+
+@pytest.fixture(params=["never answers", "refuses"])
+def dead_endpoint(request):
+    """A port that accepts connections (into the kernel's backlog) but never answers,
+    or one that refuses them."""
+    sock = socket.create_server(("127.0.0.1", 0), backlog=16)
+    url = f"http://127.0.0.1:{sock.getsockname()[1]}/train-images-idx3-ubyte.gz"
+    if request.param == "refuses":
+        sock.close()
+    yield url
+    sock.close()
+
+
+def test_a_dead_endpoint_fails_within_the_stated_bound(tmp_path, dead_endpoint):
+    """6 attempts of 0.3 s plus 3.1 s of backoff would take 4.9 s: the 1 s deadline ends them."""
+    options = FetchOptions(timeout=0.3, retries=5, backoff=0.1, deadline=1.0)
+    bound = options.dead_network_seconds(1)
+    assert bound == 1.0
+    started = time.monotonic()
+    with pytest.raises(DeadlineError) as err:
+        download([dead_endpoint], tmp_path / "train-images-idx3-ubyte.gz", lambda p: {},
+                 timeout=options.timeout, retries=options.retries, backoff=options.backoff,
+                 deadline=options.deadline)
+    elapsed = time.monotonic() - started
+    msg = str(err.value)
+    assert "could not fetch train-images-idx3-ubyte.gz within its deadline of 1 s" in msg
+    assert dead_endpoint in msg
+    assert elapsed < bound + 1.5
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_shipped_settings_fail_a_dead_network_within_two_minutes():
+    """The schema's defaults, config.yaml and FetchOptions agree, and with them a file
+    fails after at most 120 s (MNIST, 3 URLs) or 48 s (CIFAR-10, 1 URL) when nothing
+    answers, while CIFAR-10's 170 MB archive may take 1820 s (any link above 94 kB/s)."""
+    config = {"data": {}}
+    fill_defaults(config, load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    shipped = yaml.safe_load((ROOT / "config.yaml").read_text())["data"]
+    options = FetchOptions.from_config(config["data"])
+    assert options == FetchOptions() == FetchOptions.from_config(shipped)
+    mnist, cifar = sources.DATASETS["mnist"], sources.DATASETS["cifar10"]
+    assert options.dead_network_seconds(len(mnist.base_urls)) == 120
+    assert options.dead_network_seconds(len(cifar.base_urls)) == 48
+    assert round(options.deadline_for(170_052_171)) == 1821

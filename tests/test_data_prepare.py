@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
+from nnflow.data import sources
+from nnflow.data.cache import CachedFileError
 from nnflow.data.fetch import fetch_dataset
 from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
 from nnflow.data.prepare import SplitSizeError, pixel_stats, prepare_dataset
 from nnflow.data.prepared import ARRAYS, load_prepared
 from nnflow.data.sources import BUILTIN_DECLARATIONS, CIFAR_TEST_MEMBER, CIFAR_TRAIN_MEMBERS
+from nnflow.data.synthetic import gzip_bytes, idx_bytes, write_mirror
 
 
 @pytest.fixture
@@ -172,3 +176,78 @@ def test_what_is_known_of_a_shape_before_and_after_preparing(tmp_path, downloads
     small = {"mnist": replace(DATASETS["mnist"], settings={**DATASETS["mnist"].settings,
                                                            "validation_size": 100})}
     assert dataset_shapes(small, tmp_path) == {"mnist": {"classes": 10, "features": 784, "train": 500}}
+
+
+# ------------------------------------------------------------------ the download cache is rechecked
+
+
+def _sha256(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def canonical_download(tmp_path, canonical_mnist):
+    """MNIST-format files fetched (from a mirror) as canonical: verified by their published md5."""
+    mirror = tmp_path / "canonical-mirror"
+    (mirror / "mnist").mkdir(parents=True)
+    for name, data in canonical_mnist.items():
+        (mirror / "mnist" / name).write_bytes(data)
+    dl = tmp_path / "dl" / "mnist"
+    assert fetch_dataset("mnist", dl, mirror=mirror)["canonical"] is True
+    return dl
+
+
+@pytest.mark.parametrize("replacement", ["shuffled labels", "same labels recompressed"])
+def test_a_replaced_cached_file_is_refused_naming_it_and_both_checksums(
+    tmp_path, canonical_download, replacement
+):
+    """A valid IDX file put in the cache after the fetch is not parsed as if verified."""
+    dl = canonical_download
+    prov = prepare_dataset("mnist", dl, tmp_path / "before", validation_size=10)
+    assert prov["canonical"] is True
+    assert [f["sha256"] for f in prov["files"]] == [_sha256(dl / f["name"]) for f in prov["files"]]
+
+    target = dl / "t10k-labels-idx1-ubyte.gz"
+    labels = read_idx(target)
+    published = sources.get_source("mnist").file(target.name).md5
+    recorded = _sha256(target)
+    if replacement == "shuffled labels":
+        content = idx_bytes(np.roll(labels, 1))
+        target.write_bytes(gzip_bytes(content))
+        expected = (f"expected md5 of the decompressed content {published} (published), "
+                    f"got {hashlib.md5(content).hexdigest()}")
+    else:
+        target.write_bytes(gzip.compress(idx_bytes(labels), compresslevel=1, mtime=1))
+        expected = f"expected sha256 {recorded} (recorded in sources.json when the fetch verified it "
+        expected += f"by its published md5), got {_sha256(target)}"
+    with pytest.raises(CachedFileError) as err:
+        prepare_dataset("mnist", dl, tmp_path / "after", validation_size=10)
+    assert f"{target}: not the file the fetch verified: {expected}" in str(err.value)
+    assert "delete it to fetch it again" in str(err.value)
+    assert not (tmp_path / "after").exists()
+
+
+def test_a_replaced_mirror_copy_is_refused_by_its_recorded_sha256(tmp_path, downloads):
+    """CIFAR-10 accepted by the mirror's SHA256SUMS: another valid archive in its place is refused."""
+    archive = downloads["cifar10"] / "cifar-10-binary.tar.gz"
+    recorded = _sha256(archive)
+    other = write_mirror(tmp_path / "other", np.random.default_rng(99), 600, 100, datasets=("cifar10",))
+    archive.write_bytes((other / "cifar-10" / archive.name).read_bytes())
+    with pytest.raises(CachedFileError) as err:
+        prepare_dataset("cifar10", downloads["cifar10"], tmp_path / "c", num_training=100,
+                        num_validation=10, num_test=10)
+    assert (f"{archive}: not the file the fetch verified: expected sha256 {recorded} (recorded in "
+            f"sources.json when the fetch verified it by the mirror's SHA256SUMS), "
+            f"got {_sha256(archive)}") in str(err.value)
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_damaged_cached_archive_is_reported_as_a_checksum_mismatch(tmp_path, downloads):
+    """Cut in half after the fetch: the error is the mismatch (the cause), not only a parse error."""
+    archive = downloads["cifar10"] / "cifar-10-binary.tar.gz"
+    recorded = _sha256(archive)
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(CachedFileError, match=f"expected sha256 {recorded} .*got {_sha256(archive)}") as err:
+        prepare_dataset("cifar10", downloads["cifar10"], tmp_path / "c", num_training=100,
+                        num_validation=10, num_test=10)
+    assert "truncated" in str(err.value.__cause__)

@@ -54,16 +54,16 @@ def _snakefile(tmp_path: Path) -> Path:
     return path
 
 
-def _snakemake(tmp_path, mirror, *args):
+def _snakemake(tmp_path, mirror, *args, targets=TARGETS, succeed=True):
     env = {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror),
            "PYTHONPATH": str(ROOT / "src")}
     cmd = [
         str(SNAKEMAKE), "-s", str(tmp_path / "Snakefile"), "--directory", str(tmp_path / "w"),
         "--configfile", str(tmp_path / "config.yaml"), "--cores", "2",
-        "--workflow-profile", "none", *args, *TARGETS,
+        "--workflow-profile", "none", *args, *targets,
     ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (proc.returncode == 0) == succeed, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
 
@@ -99,6 +99,43 @@ def test_data_stage_on_synthetic_mirror(tmp_path):
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     out = _snakemake(tmp_path, mirror, "-n")
     assert "prepare_dataset" in out and "fetch_mnist" not in out and "fetch_cifar10" not in out
+
+
+def test_a_cached_file_replaced_after_the_fetch_is_refused_then_refetched(tmp_path):
+    """The prepare job that the newer file reruns refuses it, naming the file and both
+    checksums, and leaves no prepared arrays; deleting the file refetches it."""
+    import hashlib
+
+    from nnflow.data.formats import read_idx
+    from nnflow.data.synthetic import gzip_bytes, idx_bytes
+
+    mirror = write_mirror(tmp_path / "mirror", np.random.default_rng(7), n_train=600, n_test=100,
+                          datasets=("mnist",))
+    _config(tmp_path)
+    _snakefile(tmp_path)
+    mnist_targets = [t for t in TARGETS if "/mnist/" in t]
+    _snakemake(tmp_path, mirror, targets=mnist_targets)
+
+    work = tmp_path / "w"
+    cached = work / "results" / "downloads" / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    recorded = hashlib.sha256(cached.read_bytes()).hexdigest()
+    labels = read_idx(cached)
+    cached.write_bytes(gzip_bytes(idx_bytes(np.random.default_rng(1).permutation(labels))))
+    actual = hashlib.sha256(cached.read_bytes()).hexdigest()
+    _snakemake(tmp_path, mirror, targets=mnist_targets, succeed=False)
+    log = (work / "results" / "logs" / "data" / "prepare_mnist.log").read_text()
+    assert f"results/downloads/mnist/{cached.name}: not the file the fetch verified: " in log
+    assert f"expected sha256 {recorded} (recorded in sources.json" in log and f"got {actual}" in log
+    assert not (work / "results" / "data" / "mnist" / "provenance.json").exists()
+
+    cached.unlink()
+    out = _snakemake(tmp_path, mirror, targets=mnist_targets)
+    assert "fetch_mnist" in out
+    d = load_prepared(work / "results" / "data" / "mnist")
+    entry = next(f for f in d["provenance"]["files"] if f["name"] == cached.name)
+    assert cached.read_bytes() == (mirror / "mnist" / cached.name).read_bytes()
+    assert entry["sha256"] == recorded and entry["verified_by"] == "mirror SHA256SUMS"
+    np.testing.assert_array_equal(d["y_test"], labels)
 
 
 def test_a_new_idx_dataset_needs_only_config_yaml(tmp_path):

@@ -6,7 +6,7 @@
 import os
 from pathlib import Path
 
-from nnflow.data.fetch import FetchOptions
+from nnflow.data.download import FetchOptions
 from nnflow.data.prepare import get_format
 from nnflow.pagerank.cases import case_mem_mb
 from nnflow.report.kinds import figure_kind
@@ -70,11 +70,8 @@ def wildcard_alternatives(names):
 
 def fetch_options():
     """Transport settings of the fetch rules (not part of the rerun trigger, see data.smk)."""
-    return FetchOptions(
-        mirror=os.environ.get("NNFLOW_DATA_MIRROR") or config["data"]["mirror"] or None,
-        timeout=float(config["data"]["timeout_seconds"]),
-        retries=int(config["data"]["retries"]),
-    )
+    mirror = os.environ.get("NNFLOW_DATA_MIRROR") or config["data"]["mirror"] or None
+    return FetchOptions.from_config(config["data"], mirror=mirror)
 
 
 def dataset_source(name):

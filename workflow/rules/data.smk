@@ -5,7 +5,7 @@
 # - fetch_<dataset>: the declared files with their checksums and `accept_mirror` are
 #   tracked params: they decide which bytes are acceptable. Where the bytes come from
 #   (the declaration's URLs and mirror folder, the mirror path incl. NNFLOW_DATA_MIRROR,
-#   timeout, retries) travels in objects (DatasetSource, FetchOptions) that Snakemake
+#   timeout, retries, deadline) travels in objects (DatasetSource, FetchOptions) that Snakemake
 #   leaves out of its params rerun trigger (it only compares builtin values): the files
 #   are verified by checksum, so the same bytes fetched from another mirror or URL are
 #   the same input, and moving the mirror must not refetch and recompute every
@@ -13,6 +13,11 @@
 # - prepare_dataset depends only on the verified files + sources.json and on the format
 #   and its settings (split sizes, dtype, scaling) as tracked params; the label is not
 #   one of them (renaming a dataset in the figures does not retrain anything).
+#   A cached file replaced after its fetch reruns prepare (newer input) but not the
+#   fetch (which has no inputs): prepare checks every byte it reads against
+#   sources.json and the published checksums and refuses a mismatch, naming the file
+#   and both checksums (nnflow.data.cache). It does not refetch: it may run on a node
+#   without network; deleting the file makes Snakemake rerun the fetch.
 
 
 for _name, _source in DATASETS.items():

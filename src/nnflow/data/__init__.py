@@ -2,6 +2,8 @@
 
 - :mod:`.sources`: the registry (file names, URLs, published checksums)
 - :mod:`.fetch`: download cache -> local mirror -> URLs, all verified
+- :mod:`.download`: one file over HTTP(S): timeout, retries, a deadline per file
+- :mod:`.cache`: reading the download cache, every byte checked against the fetch record
 - :mod:`.formats`: parsers of IDX, CIFAR-10 binary records and tar.gz (NumPy, no pickle)
 - :mod:`.prepare`: the Nielsen / CS231n splits as ``.npy`` + ``provenance.json``
 - :mod:`.prepared`: the prepared arrays' names and their loader (what training reads)

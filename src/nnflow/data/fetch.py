@@ -8,10 +8,11 @@ Where a file comes from, in this order:
    for this dataset, against the mirror's ``SHA256SUMS`` (then recorded as
    non-canonical). A mirror that was given but is missing or incomplete is an
    error: we never fall back to the network behind the user's back;
-3. the URLs of :mod:`nnflow.data.sources`, in order, with timeouts, retries
-   with exponential backoff (network errors and 5xx only; a 404 or a bad file
-   moves on to the next URL), streamed to a temporary file in the destination
-   directory, verified, then renamed atomically.
+3. the URLs of :mod:`nnflow.data.sources`, in order (:mod:`nnflow.data.download`:
+   a timeout for stalls, retries with exponential backoff for network errors and
+   5xx only, a 404 or a bad file moves on to the next URL, and a deadline per
+   file), streamed to a temporary file in the destination directory, verified,
+   then renamed atomically.
 
 Nothing unverified is ever visible under a final name. What was fetched from
 where, and how it was verified, is written to ``<download_dir>/sources.json``.
@@ -21,19 +22,23 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import logging
 import os
 import shutil
-import time
-import urllib.error
-import urllib.request
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nnflow.data.download import (
+    CHUNK,
+    DEFAULTS,
+    ChecksumError,
+    DeadlineError,
+    FetchError,
+    FetchOptions,
+    download,
+)
 from nnflow.data.formats import describe_garbage
 from nnflow.data.sources import DatasetSource, SourceFile, get_source
 from nnflow.files import atomic_write, read_json, write_json
@@ -43,35 +48,10 @@ log = logging.getLogger("nnflow.data.fetch")
 RECORD_NAME = "sources.json"
 VERIFIED_PUBLISHED = "published md5"
 VERIFIED_MIRROR = "mirror SHA256SUMS"
-CHUNK = 1 << 20
-PROGRESS_MIN_BYTES = 1 << 20
-
-
-class FetchError(RuntimeError):
-    """A file could not be obtained (the message says from where and why)."""
 
 
 class MirrorError(FetchError):
     """The configured mirror is missing, incomplete or has no usable checksum."""
-
-
-class ChecksumError(FetchError):
-    """A file does not match its expected checksum (names file, expected, actual)."""
-
-
-@dataclass(frozen=True)
-class FetchOptions:
-    """How to fetch; none of this changes the verified bytes that end up in the cache.
-
-    The workflow passes it as one parameter object, which Snakemake leaves out
-    of its parameter rerun trigger: moving the mirror, or raising the timeout,
-    does not refetch (and so does not recompute everything downstream).
-    """
-
-    mirror: str | None = None
-    timeout: float = 60.0
-    retries: int = 4
-    backoff: float = 1.0
 
 
 # --------------------------------------------------------------------------- checksums
@@ -137,92 +117,6 @@ def read_sha256sums(path: str | os.PathLike) -> dict[str, str]:
         rel = parts[1].strip().lstrip("*")
         sums[rel.removeprefix("./")] = parts[0].lower()
     return sums
-
-
-# --------------------------------------------------------------------------- download
-
-
-class _Retry(Exception):
-    """A transient failure: try the same URL again after a backoff."""
-
-
-class _NextURL(Exception):
-    """This URL cannot deliver the file: try the next one."""
-
-
-def _stream(url: str, dest: Path, timeout: float, name: str) -> None:
-    try:
-        resp = urllib.request.urlopen(url, timeout=timeout)  # noqa: S310 (http/https only)
-    except urllib.error.HTTPError as exc:
-        exc.close()
-        if exc.code >= 500 or exc.code == 429:
-            raise _Retry(f"HTTP {exc.code} {exc.reason}") from exc
-        raise _NextURL(f"HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-        raise _Retry(f"{type(exc).__name__}: {getattr(exc, 'reason', exc)}") from exc
-    with resp:
-        ctype = resp.headers.get("Content-Type", "") or ""
-        if ctype.lower().startswith("text/html"):
-            raise _NextURL(f"{name}: got an HTML page (Content-Type {ctype}) instead of the file")
-        total = resp.headers.get("Content-Length")
-        total = int(total) if total and total.isdigit() else None
-        done, next_report = 0, 10
-        start = time.monotonic()
-        try:
-            with open(dest, "wb") as out:
-                while chunk := resp.read(CHUNK):
-                    out.write(chunk)
-                    done += len(chunk)
-                    if total and total >= PROGRESS_MIN_BYTES and done * 100 >= next_report * total:
-                        rate = done / max(time.monotonic() - start, 1e-9) / 1e6
-                        log.info("%s: %d%% of %d bytes (%.1f MB/s)", name, 100 * done // total,
-                                 total, rate)
-                        next_report = 10 * (100 * done // total // 10 + 1)
-        except (OSError, http.client.HTTPException) as exc:
-            raise _Retry(f"connection broken after {done} bytes ({type(exc).__name__}: {exc})") from exc
-    if total is not None and done < total:
-        raise _Retry(f"connection closed after {done} of {total} bytes")
-
-
-def download(
-    urls: Sequence[str],
-    dest: str | os.PathLike,
-    verify,
-    *,
-    timeout: float = 60.0,
-    retries: int = 4,
-    backoff: float = 1.0,
-) -> dict[str, Any]:
-    """Download to ``dest`` from the first URL that delivers a file that ``verify`` accepts.
-
-    ``verify(tmp_path) -> dict`` raises ChecksumError for a bad file. Returns the
-    verification result plus ``source`` (the URL). On failure: FetchError listing
-    what each URL did; no file under ``dest``, no temporary file left.
-    """
-    dest = Path(dest)
-    failures: list[str] = []
-    for url in urls:
-        for attempt in range(retries + 1):
-            try:
-                with atomic_write(dest) as tmp:
-                    log.info("downloading %s (attempt %d)", url, attempt + 1)
-                    _stream(url, tmp, timeout, dest.name)
-                    result = verify(tmp)
-                log.info("%s: verified, saved as %s", url, dest)
-                return {**result, "source": url}
-            except _Retry as exc:
-                msg = f"{url}: {exc}"
-                if attempt < retries:
-                    wait = backoff * 2**attempt
-                    log.warning("%s; retrying in %.2g s", msg, wait)
-                    time.sleep(wait)
-                    continue
-                failures.append(f"{msg} (gave up after {retries + 1} attempts)")
-            except (_NextURL, ChecksumError) as exc:
-                failures.append(f"{url}: {exc}")
-                log.warning("%s: %s; trying the next URL", url, exc)
-            break
-    raise FetchError(f"could not fetch {dest.name}:\n  " + "\n  ".join(failures))
 
 
 # --------------------------------------------------------------------------- fetch
@@ -309,15 +203,18 @@ def fetch_dataset(
     *,
     mirror: str | os.PathLike | None = None,
     accept_mirror_checksums: bool | None = None,
-    timeout: float = 60.0,
-    retries: int = 4,
-    backoff: float = 1.0,
+    timeout: float = DEFAULTS.timeout,
+    retries: int = DEFAULTS.retries,
+    backoff: float = DEFAULTS.backoff,
+    deadline: float = DEFAULTS.deadline,
+    deadline_per_mb: float = DEFAULTS.deadline_per_mb,
     base_urls: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Put the verified files of ``dataset`` into ``download_dir``; return the record.
 
     ``dataset`` is a declaration (:class:`DatasetSource`) or a built-in name;
-    ``accept_mirror_checksums`` defaults to the declaration's. ``base_urls``
+    ``accept_mirror_checksums`` defaults to the declaration's; the time limits
+    are those of :class:`FetchOptions` (per file). ``base_urls``
     replaces the declared URLs (tests). The record (also written
     to ``<download_dir>/sources.json``) lists per file: name, source (URL or
     mirror path), md5 (and ``md5_of``: "decompressed" or "file"), sha256 of the
@@ -360,6 +257,8 @@ def fetch_dataset(
                 timeout=timeout,
                 retries=retries,
                 backoff=backoff,
+                deadline=deadline,
+                deadline_per_mb=deadline_per_mb,
             )
             entry = _entry(sf.name, result, VERIFIED_PUBLISHED)
         entries.append(entry)
@@ -375,7 +274,7 @@ def fetch_dataset(
 def fetch(dataset: str | DatasetSource, download_dir: str | os.PathLike,
           options: FetchOptions | None = None) -> dict[str, Any]:
     """:func:`fetch_dataset` with the transport settings of a :class:`FetchOptions`."""
-    o = options or FetchOptions()
+    o = options or DEFAULTS
     return fetch_dataset(
         dataset,
         download_dir,
@@ -383,11 +282,14 @@ def fetch(dataset: str | DatasetSource, download_dir: str | os.PathLike,
         timeout=o.timeout,
         retries=o.retries,
         backoff=o.backoff,
+        deadline=o.deadline,
+        deadline_per_mb=o.deadline_per_mb,
     )
 
 
 __all__ = [
     "ChecksumError",
+    "DeadlineError",
     "FetchError",
     "FetchOptions",
     "MirrorError",

@@ -3,7 +3,8 @@
 Parsers take bytes and return NumPy arrays (``np.frombuffer``: no copies, no
 pickle). The only functions that touch the file system are :func:`read_idx`
 (a path or bytes) and :func:`read_tar_members` (reads the wanted members of a
-tar archive straight into memory: nothing is ever extracted to disk).
+tar archive, from a path or a stream, straight into memory: nothing is ever
+extracted to disk).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import tarfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -138,20 +140,24 @@ def read_cifar_records(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, 
 
 
 def read_tar_members(
-    archive: str | os.PathLike, limits: Mapping[str, int], name: str | None = None
+    archive: str | os.PathLike | BinaryIO, limits: Mapping[str, int], name: str | None = None
 ) -> dict[str, bytes]:
     """Read the members named in ``limits`` (name -> maximum size) into memory.
 
-    Nothing is extracted. Every member header is checked: an absolute path,
-    a ``..`` component, a symlink, a hard link or a device/FIFO anywhere in the
-    archive is refused; a wanted member must be a regular file no larger than
-    its limit. Other regular files and directories are skipped unread.
-    A missing wanted member, a truncated or corrupt archive: clear errors.
+    ``archive`` is a path or a binary stream (read once, front to back: a tar
+    stream, compressed or not). Nothing is extracted. Every member header is
+    checked: an absolute path, a ``..`` component, a symlink, a hard link or a
+    device/FIFO anywhere in the archive is refused; a wanted member must be a
+    regular file no larger than its limit. Other regular files and directories
+    are skipped unread. A missing wanted member, a truncated or corrupt archive:
+    clear errors.
     """
-    name = name or str(archive)
+    is_path = isinstance(archive, str | os.PathLike)
+    name = name or (str(archive) if is_path else "<stream>")
     found: dict[str, bytes] = {}
     try:
-        with tarfile.open(archive, mode="r:*") as tar:
+        opened = tarfile.open(archive, mode="r:*") if is_path else tarfile.open(fileobj=archive, mode="r|*")
+        with opened as tar:
             for member in tar:
                 _check_member(member, name)
                 if member.name not in limits:
@@ -178,9 +184,10 @@ def read_tar_members(
     except EOFError as exc:
         raise DataFormatError(f"{name}: truncated archive ({exc})") from exc
     except (tarfile.TarError, OSError, zlib.error) as exc:
-        with open(archive, "rb") as fh:
-            head = fh.read(512)
-        msg = describe_garbage(head, name)
+        msg = None
+        if is_path:
+            with open(archive, "rb") as fh:
+                msg = describe_garbage(fh.read(512), name)
         raise DataFormatError(msg or f"{name}: corrupt or truncated tar archive ({exc})") from exc
     missing = sorted(set(limits) - set(found))
     if missing:

@@ -1,5 +1,10 @@
 """Turn the verified raw files into the arrays the trainers read.
 
+Every raw file is checked again on the very bytes parsed, against the fetch record
+and the published checksums (:mod:`nnflow.data.cache`): a file replaced or damaged
+in the download cache after its fetch is refused, never prepared, and the
+provenance's checksums are those of the bytes read.
+
 Output contract (``<out_dir>`` is ``<prepared_dir>/<dataset>``)::
 
     X_train.npy  y_train.npy  X_val.npy  y_val.npy  X_test.npy  y_test.npy
@@ -35,7 +40,7 @@ from typing import Any
 import numpy as np
 
 import nnflow
-from nnflow.data.fetch import RECORD_NAME
+from nnflow.data.cache import VerifiedRead, fetch_record
 from nnflow.data.formats import read_cifar_records, read_idx, read_tar_members
 from nnflow.data.prepared import ARRAYS
 from nnflow.data.sources import (
@@ -47,7 +52,7 @@ from nnflow.data.sources import (
     DatasetSource,
     get_source,
 )
-from nnflow.files import read_json, save_npy, write_json
+from nnflow.files import save_npy, write_json
 
 
 class SplitSizeError(ValueError):
@@ -177,22 +182,15 @@ def split_cifar10(
     return out
 
 
-def _fetch_record(download_dir: Path, dataset: str) -> dict[str, Any]:
-    path = download_dir / RECORD_NAME
-    record = read_json(path)
-    if record.get("dataset") != dataset:
-        raise ValueError(f"{path}: record is for {record.get('dataset')!r}, not {dataset!r}")
-    return record
-
-
 def _write(out_dir: Path, arrays: Mapping[str, np.ndarray], provenance: dict[str, Any]) -> None:
     for name, arr in arrays.items():
         save_npy(out_dir / f"{name}.npy", arr)
     write_json(out_dir / "provenance.json", provenance)  # last: marks completion
 
 
-def _provenance(source: DatasetSource, record, arrays, settings, extra) -> dict[str, Any]:
-    canonical = bool(record["canonical"])
+def _provenance(source: DatasetSource, files, arrays, settings, extra) -> dict[str, Any]:
+    """``files``: the entries of :class:`VerifiedRead` (digests of the bytes read)."""
+    canonical = all(f["canonical"] for f in files)
     if canonical:
         note = "canonical files, verified against the published checksums"
     else:
@@ -200,7 +198,7 @@ def _provenance(source: DatasetSource, record, arrays, settings, extra) -> dict[
     return {
         "dataset": source.name,
         "format": source.format,
-        "files": record["files"],
+        "files": files,
         "canonical": canonical,
         "note": note,
         "settings": dict(settings),
@@ -224,13 +222,21 @@ def prepare_idx(
 ) -> dict[str, Any]:
     """An IDX dataset (MNIST's format): read the four verified files by role, split, write.
 
-    Roles: ``train_images``, ``train_labels``, ``test_images``, ``test_labels``.
+    Roles: ``train_images``, ``train_labels``, ``test_images``, ``test_labels``; each
+    file is verified as it is read (:class:`nnflow.data.cache.VerifiedRead`).
     Returns the provenance.
     """
     source = get_source(source)
     download_dir, out_dir = Path(download_dir), Path(out_dir)
-    record = _fetch_record(download_dir, source.name)
-    raw = {role: read_idx(download_dir / source.role(role).name) for role in IDX_ROLES}
+    record = fetch_record(download_dir, source)
+    raw, files = {}, []
+    for role in IDX_ROLES:
+        declared = source.role(role)
+        path = download_dir / declared.name
+        verified = VerifiedRead(path, declared, record[declared.name])
+        with verified as stream:
+            raw[role] = read_idx(stream.read(), str(path))
+        files.append(verified.provenance)
     for kind in ("train", "test"):
         if raw[f"{kind}_images"].ndim != 3 or raw[f"{kind}_labels"].ndim != 1:
             raise ValueError(f"{download_dir}: {kind} images/labels have the wrong IDX type")
@@ -249,7 +255,7 @@ def prepare_idx(
     settings = {"validation_size": validation_size, "dtype": dtype, "pixel_scale": pixel_scale,
                 "num_classes": num_classes}
     prov = _provenance(
-        source, record, arrays, settings,
+        source, files, arrays, settings,
         {
             "layout": f"X rows are {rows}x{cols} images, row-major, pixels/{pixel_scale}; "
                       f"y uint8 0..{num_classes - 1}",
@@ -275,14 +281,20 @@ def prepare_cifar10(
     dtype: str = "float32",
     subtract_mean: bool = True,
 ) -> dict[str, Any]:
-    """Read the batches straight from the verified archive, split, write; return provenance."""
+    """Read the batches straight from the archive, verified as it is read; split, write.
+
+    Returns the provenance.
+    """
     source = get_source(source)
     download_dir, out_dir = Path(download_dir), Path(out_dir)
-    record = _fetch_record(download_dir, source.name)
-    archive = download_dir / source.role("archive").name
+    record = fetch_record(download_dir, source)
+    declared = source.role("archive")
+    archive = download_dir / declared.name
     limits = {m: CIFAR_BATCH_BYTES for m in (*CIFAR_TRAIN_MEMBERS, CIFAR_TEST_MEMBER)}
     limits[CIFAR_META_MEMBER] = CIFAR_META_MAX_BYTES
-    members = read_tar_members(archive, limits)
+    verified = VerifiedRead(archive, declared, record[declared.name])
+    with verified as stream:
+        members = read_tar_members(stream, limits, str(archive))
     parts = [read_cifar_records(members.pop(m), f"{archive}:{m}") for m in CIFAR_TRAIN_MEMBERS]
     train_x = np.concatenate([p[0] for p in parts])
     train_y = np.concatenate([p[1] for p in parts])
@@ -298,7 +310,7 @@ def prepare_cifar10(
     mean, std = pixel_stats(train_x[:num_training])
     ch = [pixel_stats(tr[:, c, :]) for c in range(3)]
     prov = _provenance(
-        source, record, arrays,
+        source, [verified.provenance], arrays,
         {
             "num_training": num_training,
             "num_validation": num_validation,
