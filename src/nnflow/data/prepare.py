@@ -330,17 +330,56 @@ def _prepare_cifar10_binary(source, download_dir, out_dir, **settings):
 
 
 @dataclass(frozen=True)
+class SplitShapes:
+    """The sizes of a prepared dataset: rows per split, values per example, classes, bytes per value."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    dim: int
+    num_classes: int
+    itemsize: int
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> SplitShapes:
+        """The shapes of prepared arrays (``X_train``, ``X_val``, ``X_test``; ``provenance`` if present)."""
+        num_classes = int((data.get("provenance") or {}).get("num_classes", 10))
+        x = data["X_train"]
+        return cls(int(x.shape[0]), int(data["X_val"].shape[0]), int(data["X_test"].shape[0]),
+                   int(x.shape[1]), num_classes, int(x.dtype.itemsize))
+
+
+# An IDX dataset's sizes are in its files' headers, which only the prepare job reads;
+# before that (the workflow's memory requests) those of the MNIST family are assumed.
+IDX_NOMINAL = {"train_images": 60000, "test_images": 10000, "pixels": 28 * 28}
+
+
+def _idx_shapes(settings: Mapping[str, Any]) -> SplitShapes:
+    val = int(settings["validation_size"])
+    itemsize = _dtype(settings["dtype"]).itemsize
+    return SplitShapes(IDX_NOMINAL["train_images"] - val, val, IDX_NOMINAL["test_images"],
+                       IDX_NOMINAL["pixels"], int(settings["num_classes"]), itemsize)
+
+
+def _cifar10_shapes(settings: Mapping[str, Any]) -> SplitShapes:
+    return SplitShapes(int(settings["num_training"]), int(settings["num_validation"]),
+                       int(settings["num_test"]), 3 * 32 * 32, 10, _dtype(settings["dtype"]).itemsize)
+
+
+@dataclass(frozen=True)
 class Format:
     """How a dataset format is prepared: its file roles and settings.
 
     ``required`` settings must be declared (they are facts of the dataset, e.g. its
     split); ``defaults`` hold the generic ones (dtype, pixel scale, classes).
+    ``shapes`` gives the prepared arrays' sizes from the settings alone (no file is read).
     """
 
     prepare: Callable[..., dict[str, Any]]  # (source, download_dir, out_dir, **settings) -> provenance
     roles: tuple[str, ...]
     required: tuple[str, ...]
     defaults: Mapping[str, Any]
+    shapes: Callable[[Mapping[str, Any]], SplitShapes]
     mem_mb: int = 1500  # what the prepare job asks for (measured peak RSS: MNIST 0.52 GB)
 
     @property
@@ -352,11 +391,12 @@ IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 FORMATS: dict[str, Format] = {
     "idx": Format(
         prepare_idx, IDX_ROLES, ("validation_size",),
-        {"dtype": "float64", "pixel_scale": 255, "num_classes": 10},
+        {"dtype": "float64", "pixel_scale": 255, "num_classes": 10}, _idx_shapes,
     ),
     "cifar10_binary": Format(
         _prepare_cifar10_binary, ("archive",), ("num_training", "num_validation", "num_test"),
-        {"dtype": "float32", "subtract_mean": True}, mem_mb=3000,  # measured peak RSS: 1.05 GB
+        {"dtype": "float32", "subtract_mean": True}, _cifar10_shapes,
+        mem_mb=3000,  # measured peak RSS: 1.05 GB
     ),
 }
 
@@ -404,3 +444,10 @@ def prepare_dataset(
         raise ValueError(f"data.datasets.{source.name}: unknown setting(s) {', '.join(unknown)}")
     check_declaration(source)
     return fmt.prepare(source, download_dir, out_dir, **{**fmt.defaults, **source.settings, **settings})
+
+
+def declared_shapes(dataset: DatasetSource | str) -> SplitShapes:
+    """The sizes the prepared arrays of ``dataset`` will have, from its declaration alone."""
+    source = get_source(dataset)
+    fmt = get_format(source.format)
+    return fmt.shapes({**fmt.defaults, **source.settings})
