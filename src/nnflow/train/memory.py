@@ -19,7 +19,7 @@ and ``b = min(batch size, n)`` (the trainers never use a larger batch), a run ho
   the random search's final run), one-hot targets and outputs;
 - *parameters* ``P`` values: network2 keeps a gradient buffer per layer; the solver
   keeps the gradients, the best parameters and the update rule's arrays
-  (:data:`UPDATE_RULE_COPIES`);
+  (:func:`update_rule_arrays`: sgd 1, sgd_momentum and rmsprop 2, adam 3);
 - *batch*: the batch's inputs and every layer's activations -- network2's preallocated
   buffers (pre-activation, activation, delta, scratch per layer), the solver's caches
   (:data:`SOLVER_ARRAYS_PER_UNIT` per hidden unit and example);
@@ -36,7 +36,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from nnflow.data.prepare import SplitShapes
+from nnflow.nn import optim
 from nnflow.nn.network2 import _EVAL_CHUNK as NETWORK2_EVAL_CHUNK
 from nnflow.nn.network2 import _GATHER_ROWS as NETWORK2_GATHER_ROWS
 from nnflow.train.trainers.solver import LAYER_NORM_BATCH, setting
@@ -47,9 +50,6 @@ MB = 10**6  # Snakemake's mem_mb is in megabytes
 BASELINE_MB = 100
 BLAS_MB_PER_THREAD = 34  # OpenBLAS's work buffer per thread (32 MiB)
 SAFETY_FACTOR = 1.5
-# Arrays of the update rule per parameter array (nnflow.nn.optim): a scratch buffer
-# plus the rule's state (velocity; cache; m and v).
-UPDATE_RULE_COPIES = {"sgd": 1, "sgd_momentum": 2, "rmsprop": 2, "adam": 3}
 # Arrays of a hidden layer's width per example in the solver's train-mode step: the
 # affine output (activated in place), its gradient and the temporaries of the backward
 # pass; batchnorm keeps the normalised input and centred values and makes a new output;
@@ -75,6 +75,14 @@ class MemoryEstimate:
         """``BASELINE_MB + BLAS_MB_PER_THREAD * threads + SAFETY_FACTOR * arrays / MB``, rounded up."""
         return math.ceil(BASELINE_MB + BLAS_MB_PER_THREAD * self.threads
                          + SAFETY_FACTOR * self.array_bytes / MB)
+
+
+def update_rule_arrays(name: str) -> int:
+    """How many arrays of a parameter's shape the update rule ``name`` keeps per parameter
+    (its state and scratch space), counted in its config after one step on a 1x1 parameter:
+    a rule added to :data:`nnflow.nn.optim.UPDATE_RULES` is counted like the built-in ones."""
+    _, config = optim.get_update_rule(name)(np.zeros((1, 1)), np.zeros((1, 1)), {})
+    return sum(isinstance(value, np.ndarray) for value in config.values())
 
 
 def _training_rows(params: Mapping[str, Any], shapes: SplitShapes) -> int:
@@ -126,12 +134,8 @@ def solver_arrays(params: Mapping[str, Any], shapes: SplitShapes, evaluate_test:
     eval_values = 2 * sum(hidden) + 3 * k  # per example of a test-mode forward pass (inputs read in place)
     n_params = _parameter_count([d, *hidden, k]) + (2 * sum(hidden) if batchnorm else 0)
     track = bool(setting(params, "track_layer_gradients"))
-    rule = setting(params, "update_rule")
-    if rule not in UPDATE_RULE_COPIES:
-        raise ValueError(f"update_rule={rule!r} has no memory estimate "
-                         f"(known: {', '.join(UPDATE_RULE_COPIES)})")
     # parameters, gradients, best parameters, the update rule's arrays, the gradient probe's copy
-    copies = 3 + UPDATE_RULE_COPIES[rule] + (1 if track else 0)
+    copies = 3 + update_rule_arrays(setting(params, "update_rule")) + (1 if track else 0)
     eval_rows = max(b, PREDICT_ROWS if evaluate_test else 0)
     probe_rows = min(LAYER_NORM_BATCH, n) if track else 0
     iterations = int(params["num_epochs"]) * (math.ceil(n / b) + 1)
