@@ -160,6 +160,16 @@ def test_the_estimate_counts_every_trainer_and_update_rule():
         run_mem_mb("torch", {}, SMOKE_SHAPES["mnist"])
 
 
+def test_a_run_without_the_sizes_its_memory_depends_on_is_named():
+    cfg = copy.deepcopy(yaml.safe_load((ROOT / "tests" / "smoke" / "config.yaml").read_text()))
+    del cfg["experiments"]["cifar_overfitting"]["params"]["hidden_dims"]
+    layout = Layout(cfg, resolve_config(cfg, SCHEMA), resolve_datasets(cfg))
+    (run,) = layout.runs_of("cifar_overfitting")
+    where = r"experiments\.cifar_overfitting \(run cifar_overfitting/base/seed=1\)"
+    with pytest.raises(ValueError, match=where + ": params: a solver run needs 'hidden_dims'"):
+        layout.run_mem_mb(run)
+
+
 def test_the_estimate_grows_with_batch_size_widths_and_optimizer_state():
     cifar = SplitShapes(49000, 1000, 10000, 3072, 10, 4)
 

@@ -164,7 +164,12 @@ def estimate_run_memory(trainer: str, params: Mapping[str, Any], shapes: SplitSh
     if trainer not in ESTIMATORS:
         raise ValueError(f"trainer {trainer!r} has no memory estimate (known: {', '.join(ESTIMATORS)}); "
                          "set resources.mem_mb of its experiments")
-    return MemoryEstimate(ESTIMATORS[trainer](params, shapes, evaluate_test), int(threads))
+    try:
+        arrays = ESTIMATORS[trainer](params, shapes, evaluate_test)
+    except KeyError as missing:
+        raise ValueError(f"params: a {trainer} run needs {missing.args[0]!r} (its memory depends on it); "
+                         f"given: {', '.join(sorted(params)) or 'none'}") from None
+    return MemoryEstimate(arrays, int(threads))
 
 
 def run_mem_mb(trainer: str, params: Mapping[str, Any], shapes: SplitShapes, *, threads: int = 1,

@@ -110,8 +110,11 @@ class Layout:
         (:mod:`nnflow.train.memory`; the dataset's shapes come from its declaration)."""
         if run.resources.get("mem_mb") is not None:
             return int(run.resources["mem_mb"])
-        return run_mem_mb(run.trainer, run.params, declared_shapes(self.datasets[run.dataset]),
-                          threads=run.resources["threads"])
+        try:
+            return run_mem_mb(run.trainer, run.params, declared_shapes(self.datasets[run.dataset]),
+                              threads=run.resources["threads"])
+        except ValueError as exc:
+            raise ValueError(f"experiments.{run.experiment} (run {run.run_id}): {exc}") from None
 
     def final_mem_mb(self, experiment: str) -> int:
         """The memory (MB) of the random search's final run: ``resources.mem_mb`` if set, else
