@@ -488,7 +488,7 @@ class Network:
         if evaluation_data is not None:
             ev = self._arrays(evaluation_data, "evaluation_data")
         n = X.shape[0]
-        m = min(int(mini_batch_size), n)  # a larger batch is the whole set: same steps, n-row buffers
+        m = min(int(mini_batch_size), max(n, 1))  # a larger batch is the whole set: same steps, n-row buffers
         decay = 1 - eta * (lmbda / n)
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []
