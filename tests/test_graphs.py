@@ -56,6 +56,24 @@ def test_read_edge_list_zero_based_and_n_pages(tmp_path):
     assert g.n == 5 and g.index_base == 0
 
 
+def test_sparse_page_ids_are_numbered_densely_and_keep_their_ids(tmp_path):
+    big = 2 * 10**9
+    g = graphs.read_edge_list(write(tmp_path, "a.csv", f"1,7\n7,{big}\n{big},1\n"))
+    assert g.n == 3 and g.labels.tolist() == [1, 7, big] and g.index_of(big) == 2
+    assert list(zip(g.src.tolist(), g.dst.tolist(), strict=True)) == [(0, 1), (1, 2), (2, 0)]
+    with pytest.raises(ValueError, match=r"page 2 is not in this graph \(its 3 pages are the ids"):
+        g.index_of(2)
+    # ids beyond the int32 range are names like any other; gaps in a short span, inline
+    inline = graphs.edge_list([[10**12, 5], [5, 9], [9, 10**12]])
+    assert inline.n == 3 and inline.labels.tolist() == [5, 9, 10**12]
+    gappy = graphs.edge_list([[2, 4], [4, 6], [6, 2], [4, 2]])
+    assert gappy.labels.tolist() == [2, 4, 6] and gappy.src.tolist() == [0, 1, 2, 1]
+    # dense ids and a declared page range keep index = id - index_base
+    assert graphs.edge_list(MODEL).ids is None
+    declared = graphs.edge_list([[1, 3]], n_pages=4)  # pages 2 and 4 declared, without links
+    assert declared.ids is None and declared.n == 4 and declared.dst.tolist() == [2]
+
+
 @pytest.mark.parametrize(
     ("text", "kwargs", "match"),
     [

@@ -218,6 +218,59 @@ def test_run_scale_case_reports():
     assert row["peak_traced_mb"] > 0 and row["per_iteration_s"] > 0
 
 
+SCALE_CASE_PEAK = """
+import json, resource, sys
+# the address space is capped so that the bug this guards against (a vector per page id
+# up to the largest id: 2e9 ids allocate gigabytes) fails here instead of filling the machine
+resource.setrlimit(resource.RLIMIT_AS, (2 * 1024**3, 2 * 1024**3))
+from nnflow.pagerank.analysis import scale_case_job
+row = scale_case_job("sparse", json.loads(sys.argv[1]), sys.argv[2], alpha=0.85, tol=1e-10, max_iter=100)
+print(json.dumps(row))
+"""
+
+
+def test_a_sparse_id_file_is_ranked_in_memory_of_its_links(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from nnflow.pagerank.cases import case_mem_mb
+
+    path = tmp_path / "sparse.csv"
+    path.write_text("1,7\n7,2000000000\n2000000000,1\n")
+    spec = {"kind": "file", "path": str(path), "index_base": 1, "n_pages": None, "delimiter": "auto"}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "OPENBLAS_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", SCALE_CASE_PEAK, json.dumps(spec), str(tmp_path / "c.json")],
+                          capture_output=True, text=True, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = json.loads(done.stdout)
+    assert row["n"] == 3 and row["links"] == 3
+    assert row["peak_traced_mb"] < 1.0  # numpy and scipy buffers of the whole job
+    assert row["maxrss_mb"] <= case_mem_mb(spec)  # the job's peak RSS, interpreter included
+
+
+def test_analysis_names_the_pages_of_a_sparse_graph_by_their_ids(tmp_path):
+    import csv
+    import json
+    from types import SimpleNamespace
+
+    from nnflow.pagerank.analysis import analyse_graph_job
+    from nnflow.pagerank.cases import GRAPH_ANALYSIS_FILES
+
+    outputs = SimpleNamespace(**{key: str(tmp_path / name) for key, name in GRAPH_ANALYSIS_FILES.items()})
+    spec = {"edges": [[10, 20], [20, 30], [30, 10], [30, 10**6]], "personalization": {"20": 1.0},
+            "start_page": 30}
+    summary = analyse_graph_job("sparse", spec, outputs, alpha=0.85, unit_tolerance=1e-9, steps=10,
+                                tol=1e-12, max_iter=1000, dense_max_pages=2000)
+    assert summary["n"] == 4 and summary["dangling"] == [10**6] and summary["start_page"] == 30
+    assert list(summary["pagerank"]) == ["10", "20", "30", "1000000"]
+    with open(outputs.pagerank, encoding="utf-8") as fh:
+        assert [row["page"] for row in csv.DictReader(fh)] == ["10", "20", "30", "1000000"]
+    assert "S1000000" in (tmp_path / GRAPH_ANALYSIS_FILES["table"]).read_text()
+    assert json.loads((tmp_path / GRAPH_ANALYSIS_FILES["summary"]).read_text())["transient"] == [10, 20, 30]
+
+
 # --------------------------------------------------------------------------- config and report pieces
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,6 +24,8 @@ from snakemake_output import job_stats
 
 from nnflow.data.synthetic import write_mirror
 from nnflow.train.grid import expand_runs
+from nnflow.workflow.config import load_schema, resolve_config, resolve_datasets
+from nnflow.workflow.layout import Layout
 
 pytestmark = [pytest.mark.workflow, pytest.mark.slow]
 
@@ -355,3 +357,14 @@ def test_full_config_dry_run_lists_every_run_with_resources():
     assert train_blocks
     for block in train_blocks:
         assert re.search(r"resources: .*runtime=\d+.*mem_mb=\d+", block), block
+    # the shipped config sets no mem_mb: each job asks for the estimate of its own peak
+    schema = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    layout = Layout(cfg, resolve_config(cfg, schema), resolve_datasets(cfg))
+    for block in train_blocks:
+        experiment, rest = re.search(r"wildcards: experiment=(\S+), run=(\S+)", block).groups()
+        declared = int(re.search(r"mem_mb=(\d+)", block).group(1))
+        assert declared == layout.run_mem_mb(layout.runs[f"{experiment}/{rest}"]), block
+    (final,) = [b for b in out.split("\n\n") if "rule challenge_final:" in b]
+    assert int(re.search(r"mem_mb=(\d+)", final).group(1)) == layout.final_mem_mb("cifar_challenge")
+    candidates = layout.runs_of("cifar_challenge")
+    assert layout.final_mem_mb("cifar_challenge") > max(layout.run_mem_mb(r) for r in candidates)

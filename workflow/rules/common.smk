@@ -92,8 +92,13 @@ def run_spec(wildcards):
 
 
 def run_resource(name):
-    """The resource `name` (threads, mem_mb, runtime) of the run a training job computes."""
+    """The resource `name` (threads, runtime) of the run a training job computes."""
     return lambda wildcards: run_of(wildcards).resources[name]
+
+
+def run_mem_mb(wildcards):
+    """The memory of a training job: the experiment's resources.mem_mb, else the run's estimate."""
+    return L.run_mem_mb(run_of(wildcards))
 
 
 def search_cfg(wildcards):

@@ -23,7 +23,7 @@ rule train_network2:
         f"{RESULTS}/benchmarks/runs/{{experiment}}/{{run}}.tsv"
     threads: run_resource("threads")
     resources:
-        mem_mb=run_resource("mem_mb"),
+        mem_mb=run_mem_mb,
         runtime=run_resource("runtime"),
     wildcard_constraints:
         experiment=wildcard_alternatives(L.experiments_with("network2")),
@@ -81,7 +81,7 @@ rule challenge_final:
         experiment=wildcard_alternatives(L.search_experiments()),
     threads: lambda wc: search_cfg(wc)["resources"]["threads"]
     resources:
-        mem_mb=lambda wc: search_cfg(wc)["resources"]["mem_mb"],
+        mem_mb=lambda wc: L.final_mem_mb(wc.experiment),
         runtime=lambda wc: search_cfg(wc)["resources"]["runtime"],
     script:
         "../scripts/challenge_final.py"

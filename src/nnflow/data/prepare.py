@@ -54,6 +54,9 @@ from nnflow.data.sources import (
 )
 from nnflow.files import save_npy, write_json
 
+CIFAR10_FEATURES = 3 * 32 * 32  # channel-first 32x32 RGB
+CIFAR10_CLASSES = 10
+
 
 class SplitSizeError(ValueError):
     """A configured split size exceeds what the data hold (names the config key)."""
@@ -342,13 +345,53 @@ def _prepare_cifar10_binary(source, download_dir, out_dir, **settings):
 
 
 @dataclass(frozen=True)
+class SplitShapes:
+    """The sizes of a prepared dataset: rows per split, values per example, classes, bytes per value."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    dim: int
+    num_classes: int
+    itemsize: int
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any]) -> SplitShapes:
+        """The shapes of prepared arrays (``X_train``, ``X_val``, ``X_test``; ``provenance`` if present)."""
+        num_classes = int((data.get("provenance") or {}).get("num_classes", 10))
+        x = data["X_train"]
+        return cls(int(x.shape[0]), int(data["X_val"].shape[0]), int(data["X_test"].shape[0]),
+                   int(x.shape[1]), num_classes, int(x.dtype.itemsize))
+
+
+# An IDX dataset's sizes are in its files' headers, which only the prepare job reads;
+# before that (the workflow's memory requests) those of the MNIST family are assumed.
+IDX_NOMINAL = {"train_images": 60000, "test_images": 10000, "pixels": 28 * 28}
+
+
+def _idx_shapes(settings: Mapping[str, Any], features: int | None) -> SplitShapes:
+    val = int(settings["validation_size"])
+    itemsize = _dtype(settings["dtype"]).itemsize
+    return SplitShapes(IDX_NOMINAL["train_images"] - val, val, IDX_NOMINAL["test_images"],
+                       features or IDX_NOMINAL["pixels"], int(settings["num_classes"]), itemsize)
+
+
+def _cifar10_shapes(settings: Mapping[str, Any], features: int | None) -> SplitShapes:
+    return SplitShapes(int(settings["num_training"]), int(settings["num_validation"]),
+                       int(settings["num_test"]), CIFAR10_FEATURES, CIFAR10_CLASSES,
+                       _dtype(settings["dtype"]).itemsize)
+
+
+@dataclass(frozen=True)
 class Format:
     """How a dataset format is prepared: its file roles and settings.
 
     ``required`` settings must be declared (they are facts of the dataset, e.g. its
     split); ``defaults`` hold the generic ones (dtype, pixel scale, classes).
-    ``shape`` gives what the settings alone tell about the prepared arrays (keys of
-    :data:`SHAPE_KEYS`), so a run's sizes are checked before any data exist.
+    ``shape`` gives what the declaration's settings tell for certain about the prepared
+    arrays (a subset of :data:`SHAPE_KEYS`), so a run's sizes are checked before any data
+    exist; ``shapes`` the sizes a job's memory request is computed from (nominal where
+    only the files could tell, e.g. an IDX dataset's number of images).
     """
 
     prepare: Callable[..., dict[str, Any]]  # (source, download_dir, out_dir, **settings) -> provenance
@@ -356,6 +399,7 @@ class Format:
     required: tuple[str, ...]
     defaults: Mapping[str, Any]
     shape: Callable[[Mapping[str, Any]], dict[str, int]]
+    shapes: Callable[[Mapping[str, Any], int | None], SplitShapes]  # (settings, declared features)
     mem_mb: int = 1500  # what the prepare job asks for (measured peak RSS: MNIST 0.52 GB)
 
     @property
@@ -367,19 +411,19 @@ IDX_ROLES = ("train_images", "train_labels", "test_images", "test_labels")
 # What a prepared dataset's shape is described by: input features (D of X), classes,
 # examples in the training split.
 SHAPE_KEYS = ("features", "classes", "train")
-CIFAR10_FEATURES = 3 * 32 * 32
-CIFAR10_CLASSES = 10
 FORMATS: dict[str, Format] = {
     "idx": Format(
         prepare_idx, IDX_ROLES, ("validation_size",),
         {"dtype": "float64", "pixel_scale": 255, "num_classes": 10},
         shape=lambda s: {"classes": s["num_classes"]},  # D and N are in the files' headers
+        shapes=_idx_shapes,
     ),
     "cifar10_binary": Format(
         _prepare_cifar10_binary, ("archive",), ("num_training", "num_validation", "num_test"),
         {"dtype": "float32", "subtract_mean": True},
         shape=lambda s: {"features": CIFAR10_FEATURES, "classes": CIFAR10_CLASSES,
                          "train": s["num_training"]},
+        shapes=_cifar10_shapes,
         mem_mb=3000,  # measured peak RSS: 1.05 GB
     ),
 }
@@ -452,3 +496,11 @@ def prepared_shape(provenance: Mapping[str, Any]) -> dict[str, int]:
     rows, features = provenance["shapes"]["X_train"]
     shape = {"features": features, "train": rows, "classes": provenance.get("num_classes")}
     return {key: value for key, value in shape.items() if value is not None}
+
+
+def declared_shapes(dataset: DatasetSource | str) -> SplitShapes:
+    """The sizes the prepared arrays of ``dataset`` will have, from its declaration alone
+    (for memory requests: nominal where only the files could tell)."""
+    source = get_source(dataset)
+    fmt = get_format(source.format)
+    return fmt.shapes({**fmt.defaults, **source.settings}, source.features)

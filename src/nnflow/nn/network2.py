@@ -455,6 +455,9 @@ class Network:
             return_status=False, verbose=False):
         """Mini-batch stochastic gradient descent (network2's ``SGD``).
 
+        A ``mini_batch_size`` above the number of training examples ``n`` means
+        one step per epoch on all of them, computed with buffers of ``n`` rows.
+
         Returns ``(evaluation_cost, evaluation_accuracy, training_cost,
         training_accuracy)``: one entry per completed epoch for each
         monitored quantity (accuracies are counts of correct examples, as in
@@ -489,6 +492,7 @@ class Network:
         if evaluation_data is not None:
             ev = self._arrays(evaluation_data, "evaluation_data", where)
         n = X.shape[0]
+        m = min(m, max(n, 1))  # a larger batch is the whole set: same steps, n-row buffers
         decay = 1 - eta * (lmbda / n)
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []

@@ -64,7 +64,9 @@ class Solver:
     update_rule : name in :data:`nnflow.nn.optim.UPDATE_RULES` or a callable.
     optim_config : hyperparameters given to the update rule (one copy per parameter).
     lr_decay : the learning rate is multiplied by it after each epoch.
-    batch_size, num_epochs : int.
+    batch_size, num_epochs : int; a ``batch_size`` above the number of training
+        examples N is taken as N (:attr:`batch_size` holds the one used), so the
+        batch arrays never exceed the data.
     sampling : "with_replacement" (CS231n: each iteration draws ``batch_size``
         indices with replacement; ``max(N // batch_size, 1)`` iterations per
         epoch) or "epoch_shuffle" (one permutation per epoch walked in
@@ -116,6 +118,8 @@ class Solver:
         self.update_rule = optim.get_update_rule(update_rule)
         self.optim_config = dict(optim.check_config(
             {} if optim_config is None else optim_config, "Solver", "optim_config"))
+        # a batch larger than the training set is the training set (bounded memory)
+        self.batch_size = min(self.batch_size, max(self.X_train.shape[0], 1))
         self.sampling = sampling
         self.num_train_samples = num_train_samples
         self.num_val_samples = num_val_samples

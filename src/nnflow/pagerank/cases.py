@@ -30,8 +30,11 @@ GRAPH_FIGURE_FILES = {
 
 GENERATED_KEYS = ("mean_out_degree", "dangling_fraction", "exponent", "seed")
 FILE_KEYS = ("index_base", "n_pages", "delimiter")
-# CSR of H^T (12 bytes per link) plus construction buffers: about 60 bytes per link.
+# Peak bytes of a scale case (measured by tracemalloc: ~20 bytes per link to build the CSR
+# of H^T, up to ~40 to read and renumber an edge list's ids, ~40 bytes per page for the
+# iteration's vectors), with a margin. A link's budget also pays for one page's vectors.
 BYTES_PER_LINK = 60
+BYTES_PER_PAGE = 48
 BASE_MEM_MB = 500
 # Typical bytes per line of an edge-list file ("12345,67890\n" is 12).
 BYTES_PER_LINE = 8
@@ -63,6 +66,25 @@ def case_links(spec: Mapping[str, Any]) -> int:
     return int(spec["n"] * spec["mean_out_degree"])
 
 
+def case_pages(spec: Mapping[str, Any]) -> int:
+    """The (estimated) number of pages of a case, for its memory request.
+
+    An edge list without ``n_pages`` has as pages the ids its links name (see
+    :mod:`nnflow.pagerank.graphs`), counted here as one per estimated link: the
+    8-byte lines of :data:`BYTES_PER_LINE` already over-count the links of any
+    graph with more than a few hundred pages, whose ids take more digits.
+    """
+    if spec["kind"] == "file":
+        return int(spec["n_pages"]) if spec.get("n_pages") else case_links(spec)
+    return int(spec["n"])
+
+
 def case_mem_mb(spec: Mapping[str, Any]) -> int:
-    """Memory (MB) a scale case asks the scheduler for."""
-    return BASE_MEM_MB + case_links(spec) * BYTES_PER_LINK // 10**6
+    """Memory (MB) a scale case asks the scheduler for.
+
+    ``BASE_MEM_MB + (BYTES_PER_LINK * links + BYTES_PER_PAGE * max(0, pages - links)) / 10^6``:
+    the size of the graph the job holds, never the size of its largest page id.
+    """
+    links = case_links(spec)
+    extra_pages = max(0, case_pages(spec) - links)
+    return BASE_MEM_MB + (links * BYTES_PER_LINK + extra_pages * BYTES_PER_PAGE) // 10**6

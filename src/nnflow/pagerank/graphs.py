@@ -2,7 +2,13 @@
 
 A graph on ``n`` pages is a pair of ``int32`` index arrays ``src, dst`` (0-based;
 link ``src[k] -> dst[k]``). Page *labels* are ``index_base + index`` (the sheet
-numbers its pages 1..6, so ``index_base = 1`` by default).
+numbers its pages 1..6, so ``index_base = 1`` by default) -- or, when the ids of
+an edge list leave gaps, the sorted ids themselves (:attr:`EdgeList.ids`): the
+pages of an edge list without ``n_pages`` are the ids its links name, numbered
+``0..n-1`` in the order of the ids, so memory grows with the number of links and
+never with the largest id (three links between pages 1, 7 and 2,000,000,000 make
+a 3-page graph). With ``n_pages`` the pages are the declared range
+``index_base .. index_base + n_pages - 1``, linked or not.
 
 Conventions (documented because they change H):
 
@@ -45,6 +51,7 @@ __all__ = [
 ]
 
 INDEX_MAX = np.iinfo(np.int32).max
+ID_MAX = np.iinfo(np.int64).max
 
 
 class EdgeListError(ValueError):
@@ -53,19 +60,26 @@ class EdgeListError(ValueError):
 
 @dataclass(frozen=True)
 class EdgeList:
-    """Links ``src[k] -> dst[k]`` between pages ``0..n-1`` (labels ``index_base + i``)."""
+    """Links ``src[k] -> dst[k]`` between pages ``0..n-1``.
+
+    Page ``i`` is labelled ``ids[i]`` when ``ids`` is given (the increasing page ids
+    of an edge list whose ids leave gaps), else ``index_base + i``.
+    """
 
     src: np.ndarray
     dst: np.ndarray
     n: int
     index_base: int = 1
     source: str = "inline"
+    ids: np.ndarray | None = None
 
     def __post_init__(self):
         if self.src.shape != self.dst.shape or self.src.ndim != 1:
             raise ValueError("src and dst must be 1-d arrays of equal length")
         if self.n < 1:
             raise ValueError(f"a graph needs at least one page, got n = {self.n}")
+        if self.ids is not None and (self.ids.shape != (self.n,) or np.any(self.ids[1:] <= self.ids[:-1])):
+            raise ValueError(f"ids must be {self.n} increasing page ids, got shape {self.ids.shape}")
 
     @property
     def m(self) -> int:
@@ -74,10 +88,21 @@ class EdgeList:
 
     @property
     def labels(self) -> np.ndarray:
+        """The page ids of pages ``0..n-1`` (int64)."""
+        if self.ids is not None:
+            return self.ids.astype(np.int64, copy=True)
         return np.arange(self.n, dtype=np.int64) + self.index_base
 
     def index_of(self, label: int) -> int:
         """0-based index of the page labelled ``label``."""
+        if self.ids is not None:
+            i = int(np.searchsorted(self.ids, int(label)))
+            if i < self.n and self.ids[i] == int(label):
+                return i
+            raise ValueError(
+                f"page {label} is not in this graph (its {self.n} pages are the ids of its links, "
+                f"{self.ids[0]}..{self.ids[-1]})"
+            )
         i = int(label) - self.index_base
         if not 0 <= i < self.n:
             raise ValueError(
@@ -89,9 +114,7 @@ class EdgeList:
 # --------------------------------------------------------------------------- edge lists
 
 
-def _resolve_n(max_index: int, n_pages: int | None, where: str) -> int:
-    if n_pages is None:
-        return max_index + 1
+def _check_n_pages(n_pages: int, where: str) -> int:
     if n_pages < 1:
         raise ValueError(f"{where}: n_pages must be >= 1, got {n_pages}")
     if n_pages > INDEX_MAX:
@@ -105,9 +128,57 @@ def _range_message(label: int, index_base: int, n_pages: int | None) -> str | No
     if n_pages is not None and label >= index_base + n_pages:
         last = index_base + n_pages - 1
         return f"page id {label} out of range: n_pages = {n_pages} (ids {index_base}..{last})"
-    if label - index_base >= INDEX_MAX:
-        return f"page id {label} exceeds the int32 index range"
+    if label > ID_MAX:
+        return f"page id {label} exceeds the 64-bit integer range"
     return None
+
+
+def _pages(
+    pairs: np.ndarray, index_base: int, n_pages: int | None, where: str
+) -> tuple[np.ndarray, np.ndarray, int, np.ndarray | None]:
+    """``(src, dst, n, ids)`` of the ``(m, 2)`` int64 page ids ``pairs`` (modified in place).
+
+    With ``n_pages`` page ``i`` is id ``index_base + i``. Without it the pages are
+    the distinct ids of the links: when they are ``index_base, index_base + 1, ...``
+    without a gap the indices are ``id - index_base`` and ``ids`` is None (as with
+    ``n_pages``); otherwise the ids are numbered in increasing order and returned
+    as ``ids``. Memory is O(links) either way: a presence table over the id span
+    when the span is at most the number of endpoints, else the sorted distinct ids
+    and a binary search of each endpoint among them.
+    """
+    if n_pages is not None:
+        n = _check_n_pages(n_pages, where)
+        pairs -= index_base
+        ids = None
+    elif pairs.size == 0:
+        raise ValueError(f"{where}: no links and no n_pages given")
+    else:
+        lo = int(pairs.min())
+        span = int(pairs.max()) - lo + 1
+        if span <= pairs.size:
+            pairs -= lo
+            present = np.zeros(span, dtype=bool)
+            present[pairs.ravel()] = True
+            if lo == index_base and bool(present.all()):
+                n, ids = span, None
+            else:
+                ids = np.flatnonzero(present) + lo
+                index = np.cumsum(present, dtype=np.int32)
+                index -= 1
+                pairs = index[pairs]
+                n = int(ids.size)
+        else:
+            ids = np.unique(pairs)
+            pairs = np.searchsorted(ids, pairs).astype(np.int32)
+            n = int(ids.size)
+        if n > INDEX_MAX:
+            raise ValueError(f"{where}: {n} distinct pages exceed the int32 index range")
+    return (
+        np.ascontiguousarray(pairs[:, 0], dtype=np.int32),
+        np.ascontiguousarray(pairs[:, 1], dtype=np.int32),
+        n,
+        ids,
+    )
 
 
 def edge_list(
@@ -119,10 +190,11 @@ def edge_list(
 ) -> EdgeList:
     """An :class:`EdgeList` from ``[[i, j], ...]`` page labels (e.g. the config's inline list).
 
-    ``n_pages`` (default: the largest label) allows isolated/dangling pages with
-    labels above every linked one.
+    Without ``n_pages`` the pages are the ids the links name (see :func:`_pages`);
+    ``n_pages`` declares the pages ``index_base .. index_base + n_pages - 1``, which
+    allows pages without any link.
     """
-    src, dst = [], []
+    links = []
     for k, pair in enumerate(pairs):
         if (
             not isinstance(pair, Sequence)
@@ -135,13 +207,9 @@ def edge_list(
             msg = _range_message(int(v), index_base, n_pages)
             if msg:
                 raise ValueError(f"{source}: link #{k + 1} {list(pair)}: {msg}")
-        src.append(int(pair[0]) - index_base)
-        dst.append(int(pair[1]) - index_base)
-    if not src and n_pages is None:
-        raise ValueError(f"{source}: no links and no n_pages given")
-    max_index = max(max(src, default=0), max(dst, default=0))
-    n = _resolve_n(max_index, n_pages, source)
-    return EdgeList(np.asarray(src, dtype=np.int32), np.asarray(dst, dtype=np.int32), n, index_base, source)
+        links.append((int(pair[0]), int(pair[1])))
+    src, dst, n, ids = _pages(np.array(links, dtype=np.int64).reshape(-1, 2), index_base, n_pages, source)
+    return EdgeList(src, dst, n, index_base, source, ids)
 
 
 _DELIMITERS = {"comma": ",", "tab": "\t", "whitespace": None}
@@ -226,8 +294,9 @@ def read_edge_list(
     ``delimiter``: ``auto`` (``,`` for ``.csv``, tab for ``.tsv``/``.tab``,
     otherwise any whitespace), ``comma``, ``tab`` or ``whitespace``.
     Page ids are integers ``>= index_base`` (and ``< index_base + n_pages`` when
-    ``n_pages`` is given). A bad line raises :class:`EdgeListError` with
-    ``<file>:<line>``.
+    ``n_pages`` is given); without ``n_pages`` the pages are the ids the links name,
+    however large and sparse (see :func:`_pages`). A bad line raises
+    :class:`EdgeListError` with ``<file>:<line>``.
 
     Large files are parsed by ``numpy.loadtxt`` (C parser); only when that fails
     is the file scanned line by line to locate and explain the error.
@@ -250,10 +319,7 @@ def read_edge_list(
             )
         ok = data.ndim == 2 and data.shape[1] == 2 and data.size > 0
         if ok:
-            lo = int(data.min())
-            hi = int(data.max())
-            ok = lo >= index_base and hi - index_base < INDEX_MAX
-            ok = ok and (n_pages is None or hi < index_base + n_pages)
+            ok = int(data.min()) >= index_base and (n_pages is None or int(data.max()) < index_base + n_pages)
     except (ValueError, UserWarning):
         ok = False
     if not ok:
@@ -265,15 +331,8 @@ def read_edge_list(
             data = np.empty((0, 2), dtype=np.int64)
         else:
             data = np.asarray([(i, j) for _, i, j in rows], dtype=np.int64)
-    data -= index_base
-    n = _resolve_n(int(data.max(initial=0)), n_pages, str(path))
-    return EdgeList(
-        np.ascontiguousarray(data[:, 0], dtype=np.int32),
-        np.ascontiguousarray(data[:, 1], dtype=np.int32),
-        n,
-        index_base,
-        str(path),
-    )
+    src, dst, n, ids = _pages(data, index_base, n_pages, str(path))
+    return EdgeList(src, dst, n, index_base, str(path), ids)
 
 
 # --------------------------------------------------------------------------- generators

@@ -11,12 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nnflow.data.prepare import get_format
+from nnflow.data.prepare import declared_shapes, get_format
 from nnflow.data.prepared import ARRAYS as PREPARED_ARRAYS
 from nnflow.data.sources import DatasetSource
 from nnflow.pagerank.cases import GRAPH_ANALYSIS_FILES, GRAPH_FIGURE_FILES, scale_cases
 from nnflow.report.kinds import figure_kind
 from nnflow.train.grid import Run
+from nnflow.train.memory import run_mem_mb
 from nnflow.workflow.config import enabled_section, theory_section
 
 RUN_OUTPUTS = {
@@ -102,6 +103,32 @@ class Layout:
 
     def targets_training(self) -> list[str]:
         return [path for run in self.runs.values() for path in self.run_files(run)]
+
+    def run_mem_mb(self, run: Run) -> int:
+        """The memory (MB) the training job of ``run`` asks for: its experiment's
+        ``resources.mem_mb`` if set, else the estimate from the run's sizes
+        (:mod:`nnflow.train.memory`; the dataset's shapes come from its declaration)."""
+        if run.resources.get("mem_mb") is not None:
+            return int(run.resources["mem_mb"])
+        try:
+            return run_mem_mb(run.trainer, run.params, declared_shapes(self.datasets[run.dataset]),
+                              threads=run.resources["threads"])
+        except ValueError as exc:
+            raise ValueError(f"experiments.{run.experiment} (run {run.run_id}): {exc}") from None
+
+    def final_mem_mb(self, experiment: str) -> int:
+        """The memory (MB) of the random search's final run: ``resources.mem_mb`` if set, else
+        the largest estimate over the candidates (any may be chosen) with the final settings,
+        which also predict the test split."""
+        resources = self.config["experiments"][experiment]["resources"]
+        if resources.get("mem_mb") is not None:
+            return int(resources["mem_mb"])
+        final = self.config["experiments"][experiment]["final"]
+        return max(
+            run_mem_mb(run.trainer, {**run.params, **final}, declared_shapes(self.datasets[run.dataset]),
+                       threads=resources["threads"], evaluate_test=True)
+            for run in self.runs_of(experiment)
+        )
 
     def search_experiments(self) -> list[str]:
         """Experiments whose random search is followed by a final retraining (``search`` + ``final``)."""

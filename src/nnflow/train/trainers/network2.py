@@ -64,10 +64,11 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
                                  "epoch_seconds": epoch_seconds, "rng": rng_state(network.rng)})
         clock[0] = time.perf_counter()
 
+    mini_batch_size = min(p["mini_batch_size"], max(n_train, 1))  # what SGD uses: never more than the data
     net.SGD(
         (X, y),
         epochs - start_epoch,
-        p["mini_batch_size"],
+        mini_batch_size,
         p["eta"],
         lmbda=p.get("lmbda", 0.0),
         evaluation_data=(X_test, y_test),
@@ -84,7 +85,10 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
     params = {f"w{i}": w for i, w in enumerate(net.weights)}
     params.update({f"b{i}": b for i, b in enumerate(net.biases)})
     model_meta = {"kind": "nnflow.network2.Network", "sizes": p["sizes"], "cost": p["cost"]}
-    return Trained(rows, params, status, model_meta, {"epoch_seconds": epoch_seconds})
+    extra: dict[str, Any] = {"epoch_seconds": epoch_seconds}
+    if mini_batch_size != p["mini_batch_size"]:
+        extra["effective_mini_batch_size"] = mini_batch_size
+    return Trained(rows, params, status, model_meta, extra)
 
 
 train = train_network2

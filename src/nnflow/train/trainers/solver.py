@@ -19,21 +19,44 @@ NORMALIZATIONS = tuple(n or "none" for n in FC_NORMALIZATIONS)
 LAYER_NORM_BATCH = 1000
 
 
+# The value of each solver parameter a run leaves out (the schema states none of them).
+DEFAULTS = {
+    "weight_init": "scale",
+    "normalization": "none",
+    "activation": "relu",
+    "weight_scale": 1e-2,
+    "reg": 0.0,
+    "dropout_keep_ratio": 1.0,
+    "track_layer_gradients": False,
+    "update_rule": "sgd",
+    "learning_rate": 1e-2,
+    "lr_decay": 1.0,
+    "batch_size": 100,
+    "sampling": "epoch_shuffle",
+    "num_train_samples": 1000,
+}
+
+
+def setting(p: dict[str, Any], key: str) -> Any:
+    """The solver parameter ``key`` of the run parameters ``p`` (its default if absent)."""
+    return p.get(key, DEFAULTS[key])
+
+
 def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int, num_classes: int = 10):
     """The FullyConnectedNet a solver run's parameters describe."""
-    init = p.get("weight_init", "scale")
+    init = setting(p, "weight_init")
     if init not in WEIGHT_INITS:
         raise ValueError(f"weight_init={init!r} unknown (allowed: {', '.join(WEIGHT_INITS)})")
-    normalization = p.get("normalization", "none")
+    normalization = setting(p, "normalization")
     return FullyConnectedNet(
         p["hidden_dims"],
         input_dim=input_dim,
         num_classes=num_classes,
-        activation=p.get("activation", "relu"),
-        weight_scale=p.get("weight_scale", 1e-2),
+        activation=setting(p, "activation"),
+        weight_scale=setting(p, "weight_scale"),
         init=None if init == "scale" else {"network2_default": "network2"}.get(init, init),
-        reg=p.get("reg", 0.0),
-        dropout_keep_ratio=p.get("dropout_keep_ratio", 1.0),
+        reg=setting(p, "reg"),
+        dropout_keep_ratio=setting(p, "dropout_keep_ratio"),
         normalization=None if normalization == "none" else normalization,
         dtype=dtype,
         seed=seed,
@@ -55,7 +78,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     # older provenance files (before datasets were declared) hold no num_classes: 10
     num_classes = int((data.get("provenance") or {}).get("num_classes", 10))
     model = build_model(p, X.shape[1], X.dtype, spec["seed"], num_classes)
-    track = bool(p.get("track_layer_gradients", False))
+    track = bool(setting(p, "track_layer_gradients"))
     if track and (model.use_dropout or model.normalization):
         raise ValueError("track_layer_gradients needs a net without dropout and batchnorm "
                          "(measuring would change their random state and running statistics)")
@@ -63,13 +86,13 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         model,
         {"X_train": X, "y_train": y,
          "X_val": np.ascontiguousarray(data["X_val"]), "y_val": np.ascontiguousarray(data["y_val"])},
-        update_rule=p.get("update_rule", "sgd"),
-        optim_config={"learning_rate": p.get("learning_rate", 1e-2)},
-        lr_decay=p.get("lr_decay", 1.0),
-        batch_size=p.get("batch_size", 100),
+        update_rule=setting(p, "update_rule"),
+        optim_config={"learning_rate": setting(p, "learning_rate")},
+        lr_decay=setting(p, "lr_decay"),
+        batch_size=setting(p, "batch_size"),
         num_epochs=0,
-        sampling=p.get("sampling", "epoch_shuffle"),
-        num_train_samples=p.get("num_train_samples", 1000),
+        sampling=setting(p, "sampling"),
+        num_train_samples=setting(p, "num_train_samples"),
         verbose=False,
         seed=spec["seed"],
     )
@@ -116,6 +139,8 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         "best_val_accuracy": solver.best_val_acc,
         "best_epoch": solver.best_epoch,
     }
+    if solver.batch_size != setting(p, "batch_size"):  # clamped to the training set
+        extra["effective_batch_size"] = solver.batch_size
     if evaluate_test:
         X_test, y_test = np.asarray(data["X_test"]), np.asarray(data["y_test"])
         extra["test_accuracy"] = float(np.mean(model.predict(X_test) == y_test))
