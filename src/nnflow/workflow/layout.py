@@ -28,7 +28,58 @@ RUN_OUTPUTS = {
 SEARCH_OUTPUTS = {
     "chosen": "chosen.json", "final_metrics": "final/metrics.csv", "final_test": "final/test.json",
 }
-TABLES = ("metrics.csv", "summary.csv", "environment.csv")
+# The study's summary: one row per run of the config the workflow last aggregated.
+SUMMARY_TABLE = "summary.csv"
+TABLES = ("metrics.csv", SUMMARY_TABLE, "environment.csv")
+# Solver runs also keep the loss of every mini-batch (large; not needed to compare results).
+SOLVER_OUTPUTS = {"iterations": "iterations.csv"}
+THEORY_NUMBERS = "numbers.json"
+
+
+@dataclass(frozen=True)
+class ResultTree:
+    """The directories of one results tree: the part of the layout that needs no config.
+
+    The workflow writes below ``root``; ``python -m nnflow runs/snapshot/compare``
+    read a finished tree (or a snapshot, which mirrors it) through the same names.
+    """
+
+    root: str = "results"
+
+    @property
+    def runs(self) -> str:
+        return f"{self.root}/runs"
+
+    @property
+    def experiments(self) -> str:
+        return f"{self.root}/experiments"
+
+    @property
+    def checkpoints(self) -> str:
+        return f"{self.root}/checkpoints"
+
+    @property
+    def theory(self) -> str:
+        return f"{self.root}/theory"
+
+    @property
+    def unstable(self) -> str:
+        return f"{self.theory}/unstable"
+
+    @property
+    def complex_backprop(self) -> str:
+        return f"{self.theory}/complex_backprop"
+
+    @property
+    def pagerank(self) -> str:
+        return f"{self.root}/pagerank"
+
+    @property
+    def snapshots(self) -> str:
+        return f"{self.root}/snapshots"
+
+    def run_dir(self, run_id: str) -> str:
+        return f"{self.runs}/{run_id}"
 
 
 @dataclass
@@ -42,13 +93,14 @@ class Layout:
         data = self.config["data"]
         self.download_dir = data["download_dir"]
         self.data_dir = data["prepared_dir"]
-        self.experiments_dir = f"{self.results}/experiments"
+        self.tree = ResultTree(self.results)
+        self.experiments_dir = self.tree.experiments
         # outside the declared outputs: Snakemake deletes the outputs of a killed job,
         # the checkpoint survives and the rerun resumes from it
-        self.checkpoints = f"{self.results}/checkpoints"
-        self.unstable_dir = f"{self.results}/theory/unstable"
-        self.complex_dir = f"{self.results}/theory/complex_backprop"
-        self.pagerank_dir = f"{self.results}/pagerank"
+        self.checkpoints = self.tree.checkpoints
+        self.unstable_dir = self.tree.unstable
+        self.complex_dir = self.tree.complex_backprop
+        self.pagerank_dir = self.tree.pagerank
         experiments = self.config["experiments"]
         self.unstable_theory = theory_section(experiments)
         self.complex_backprop = enabled_section(experiments, "complex_backprop")
@@ -90,7 +142,7 @@ class Layout:
         return sorted({r.experiment for r in self.runs.values() if r.trainer == trainer})
 
     def run_dir(self, run: Run) -> str:
-        return f"{self.results}/runs/{run.run_id}"
+        return self.tree.run_dir(run.run_id)
 
     @staticmethod
     def run_outputs(prefix: str) -> dict[str, str]:
@@ -98,7 +150,7 @@ class Layout:
 
     def run_files(self, run: Run) -> list[str]:
         """Every declared output of a run (solver runs also keep each mini-batch's loss)."""
-        names = [*RUN_OUTPUTS.values(), *(["iterations.csv"] if run.trainer == "solver" else [])]
+        names = [*RUN_OUTPUTS.values(), *(SOLVER_OUTPUTS.values() if run.trainer == "solver" else [])]
         return [f"{self.run_dir(run)}/{name}" for name in names]
 
     def targets_training(self) -> list[str]:
@@ -174,9 +226,9 @@ class Layout:
     def targets_theory(self) -> list[str]:
         out = []
         if self.unstable_theory is not None:
-            out += [f"{self.unstable_dir}/numbers.json", f"{self.unstable_dir}/lognormal.png"]
+            out += [f"{self.unstable_dir}/{THEORY_NUMBERS}", f"{self.unstable_dir}/lognormal.png"]
         if self.complex_backprop is not None:
-            out += [f"{self.complex_dir}/numbers.json", f"{self.complex_dir}/training.png"]
+            out += [f"{self.complex_dir}/{THEORY_NUMBERS}", f"{self.complex_dir}/training.png"]
         return out
 
     # ------------------------------------------------------------------ PageRank
