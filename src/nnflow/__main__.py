@@ -1,0 +1,8 @@
+"""``python -m nnflow runs|snapshot|compare``: see :mod:`nnflow.compare.cli`."""
+
+import sys
+
+from nnflow.compare.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

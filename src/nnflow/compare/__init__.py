@@ -1,0 +1,1 @@
+"""Result sets of finished reproductions: list their runs, keep snapshots, compare two."""
