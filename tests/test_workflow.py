@@ -198,6 +198,35 @@ def test_deleting_one_run_regenerates_only_that_run(copy_of):
     }
 
 
+def nnflow_cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nnflow", *args], cwd=workdir, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_compare_after_a_rerun_shows_exactly_the_rerun_runs(copy_of):
+    """Snapshot, change a shared parameter, rerun, compare: the two rerun runs are the changed
+    ones (parameter and weights), nothing is added or removed, every other run is identical."""
+    work, mirror = copy_of
+    proc = nnflow_cli(work, "snapshot", "before")
+    assert proc.returncode == 0, proc.stderr
+    snapshot = work / "results" / "snapshots" / "before"
+    kept = [p for p in snapshot.rglob("*") if p.is_file()]
+    assert not [p for p in kept if p.suffix in (".npz", ".npy", ".png", ".pdf")]
+    n_runs = len(list((work / "results" / "runs").rglob("run.json"))) + 1  # + the challenge's final run
+    assert len([p for p in kept if p.name == "run.json"]) == n_runs
+
+    edit_config(work, lambda cfg: cfg["experiments"]["mnist_overfitting"]["params"].update(epochs=3))
+    snakemake(work, mirror=mirror)
+    proc = nnflow_cli(work, "compare", "--out", "results/compare")
+    assert proc.returncode == 0, proc.stderr
+    assert f"0 added, 0 removed, 2 changed, {n_runs - 2} identical" in proc.stdout
+    params = proc.stdout.split("Changed parameters:\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
+    assert sorted(line.split() for line in params) == [
+        [f"mnist_overfitting/lmbda={lmbda}/seed=1", "epochs", "4", "3"] for lmbda in ("0.0", "0.1")]
+    assert "Other results" not in proc.stdout  # theory, PageRank and the search's choice unchanged
+    assert (work / "results" / "compare" / "compare.png").stat().st_size > 0
+
+
 def _rule_kind(rule: str) -> str:
     """A rule name with the per-experiment / per-graph suffix of generated rules dropped."""
     for prefix in ("pagerank_analyse_", "pagerank_figures_"):
