@@ -204,8 +204,10 @@ def nnflow_cli(workdir: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_compare_after_a_rerun_shows_exactly_the_rerun_runs(copy_of):
-    """Snapshot, change a shared parameter, rerun, compare: the two rerun runs are the changed
-    ones (parameter and weights), nothing is added or removed, every other run is identical."""
+    """Snapshot, change a shared parameter and a grid value, rerun, compare: the two runs of the
+    shared parameter are changed (parameter and weights), the grid value's new run is added and
+    its old run removed (its directory, which Snakemake keeps, is named as left over), every
+    other run is identical."""
     work, mirror = copy_of
     proc = nnflow_cli(work, "snapshot", "before")
     assert proc.returncode == 0, proc.stderr
@@ -215,11 +217,19 @@ def test_compare_after_a_rerun_shows_exactly_the_rerun_runs(copy_of):
     n_runs = len(list((work / "results" / "runs").rglob("run.json"))) + 1  # + the challenge's final run
     assert len([p for p in kept if p.name == "run.json"]) == n_runs
 
-    edit_config(work, lambda cfg: cfg["experiments"]["mnist_overfitting"]["params"].update(epochs=3))
+    def change(cfg):
+        cfg["experiments"]["mnist_overfitting"]["params"]["epochs"] = 3
+        cfg["experiments"]["cifar_optimizers"]["grid"]["points"][1]["learning_rate"] = 0.002
+
+    edit_config(work, change)
     snakemake(work, mirror=mirror)
     proc = nnflow_cli(work, "compare", "--out", "results/compare")
     assert proc.returncode == 0, proc.stderr
-    assert f"0 added, 0 removed, 2 changed, {n_runs - 2} identical" in proc.stdout
+    assert f"1 added, 1 removed, 2 changed, {n_runs - 3} identical" in proc.stdout
+    old, new = (f"cifar_optimizers/learning_rate={lr}+update_rule=adam/seed=1" for lr in ("0.001", "0.002"))
+    assert proc.stdout.split("Added (only in B):\n", 1)[1].splitlines()[1].split()[0] == new
+    assert proc.stdout.split("Removed (only in A):\n", 1)[1].splitlines()[1].split()[0] == old
+    assert proc.stdout.rstrip().split("Left over, not compared")[1].splitlines()[2].split() == ["B", old]
     params = proc.stdout.split("Changed parameters:\n", 1)[1].split("\n\n", 1)[0].splitlines()[1:]
     assert sorted(line.split() for line in params) == [
         [f"mnist_overfitting/lmbda={lmbda}/seed=1", "epochs", "4", "3"] for lmbda in ("0.0", "0.1")]
