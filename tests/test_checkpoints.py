@@ -35,8 +35,8 @@ def data(monkeypatch, rng):
 def _interrupt_solver_after(monkeypatch, epoch: int) -> None:
     original = Solver.train
 
-    def train(self):
-        original(self)
+    def train(self, *args, **kwargs):
+        original(self, *args, **kwargs)
         if self.epoch == epoch:
             raise Interrupted
 

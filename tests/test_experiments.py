@@ -195,8 +195,8 @@ def test_solver_resumes_bit_for_bit(tmp_path, data, monkeypatch):
 
     original = Solver.train
 
-    def train(self):
-        original(self)
+    def train(self, *args, **kwargs):
+        original(self, *args, **kwargs)
         if self.epoch == 3:  # after epoch 3's updates, before its checkpoint
             raise Interrupted
 

@@ -403,13 +403,15 @@ def test_cifar_challenge(tmp_path):
         "candidates": cands,
     }
     write_json(tmp_path / "chosen.json", chosen)
-    final = pd.DataFrame(solver_wide([0.1, 0.5, 0.6, 0.65], [0.1, 0.45, 0.5, 0.53], [1.6, 1.3, 1.1]))
+    final = pd.DataFrame(solver_wide([0.1, 0.5, 0.6, 0.65], [0.1, 0.45, 0.55, 0.53], [1.6, 1.3, 1.1]))
     final.to_csv(tmp_path / "final.csv", index=False)
     write_json(
         tmp_path / "test.json",
         {
             "test_accuracy": 0.512,
-            "val_accuracy": 0.53,
+            "val_accuracy": 0.55,
+            "weights": "best validation accuracy, epoch 2 of 3",
+            "best_epoch": 2,
             "run_id": "cifar_challenge/final",
             "num_test": 10000,
             "params": cands[1]["params"],
@@ -430,6 +432,10 @@ def test_cifar_challenge(tmp_path):
     assert numbers["sheet_target_met"] == "met" and numbers["our_target_met"] == "not met"
     assert numbers["final_train_pct"] == pytest.approx(65.0)
     assert "sheet's 40% is met" in caption and "55% target is not met" in caption
+    # which weights were tested, from test.json; the retrained curve's last value beside it
+    assert ("measured once with the weights of the best validation accuracy, epoch 2 of 3 "
+            "(validation accuracy 55.00%)") in caption
+    assert numbers["tested_epoch"] == 2 and numbers["final_val_pct"] == pytest.approx(53.0)
     assert "learning_rate=0.002" in caption
     assert JPEG_NOTE in caption
 

@@ -1,6 +1,7 @@
 """Solver: learning, determinism, checkpoint/resume equality, divergence, dtypes, errors."""
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -98,6 +99,71 @@ def test_resumed_run_is_bit_identical_to_uninterrupted_run(tmp_path, sampling):
     assert resumed.best_val_acc == full.best_val_acc
 
 
+# validation accuracy peaks at epoch 2 (100%) and falls after it: best and last weights differ
+PEAKING = dict(n_train=60, seed=2)
+PEAKING_SOLVER = dict(num_epochs=6, optim_config={"learning_rate": 2e-2})
+
+
+def _assert_equal_arrays(a, b):
+    assert sorted(a) == sorted(b)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_train_ends_with_the_best_validation_parameters_as_cs231n():
+    """CS231n's Solver.train ends with ``model.params = best_params``; the last epoch's stay
+    in last_params; restore_best=False keeps them in the model."""
+    data = _data(**PEAKING)
+    solver = _solver(_model(normalization="batchnorm"), data, **PEAKING_SOLVER).train()
+    k = solver.best_epoch
+    assert 0 < k < 6 and solver.val_acc_history[k] == max(solver.val_acc_history)
+    _assert_equal_arrays(solver.model.params, solver.best_params)
+    # the best parameters and batchnorm statistics are the model's after epoch k ...
+    upto_best = _solver(_model(normalization="batchnorm"), data, **{**PEAKING_SOLVER, "num_epochs": k},
+                        restore_best=False).train()
+    _assert_equal_arrays(solver.model.params, upto_best.model.params)
+    _assert_equal_arrays(solver.model.get_state(), upto_best.model.get_state())
+    assert solver.check_accuracy(data["X_val"], data["y_val"])[0] == solver.best_val_acc
+    # ... and the last epoch's are those a run without the restore ends with
+    no_restore = _solver(_model(normalization="batchnorm"), data, **PEAKING_SOLVER,
+                         restore_best=False).train()
+    _assert_equal_arrays(solver.last_params, no_restore.model.params)
+    _assert_equal_arrays(solver.last_state, no_restore.model.get_state())
+    assert no_restore.last_params is None
+    assert not all(np.array_equal(solver.last_params[p], solver.best_params[p]) for p in solver.best_params)
+
+
+def test_training_on_after_the_restore_continues_from_the_last_epoch(tmp_path):
+    """Raising num_epochs (in place, or in a checkpoint written after the restore) continues
+    from the last epoch's parameters, as an uninterrupted run."""
+    data = _data(**PEAKING)
+    kw = dict(normalization="batchnorm", dropout_keep_ratio=0.8)
+    full = _solver(_model(**kw), data, **{**PEAKING_SOLVER, "num_epochs": 8}).train()
+    part = _solver(_model(**kw), data, **PEAKING_SOLVER).train()
+    part.save_checkpoint(tmp_path / "after_restore")
+    part.num_epochs = 8
+    resumed = _solver(_model(**kw), data, **{**PEAKING_SOLVER, "num_epochs": 8}).resume(
+        tmp_path / "after_restore")
+    for other in (part.train(), resumed.train()):
+        for name in HISTORIES:
+            assert getattr(other, name) == getattr(full, name), name
+        _assert_equal_arrays(other.model.params, full.model.params)
+        _assert_equal_arrays(other.last_params, full.last_params)
+        _assert_equal_arrays(other.model.get_state(), full.model.get_state())
+
+
+def test_train_until_an_epoch_pauses_and_logs_the_planned_total(caplog):
+    data = _data(**PEAKING)
+    solver = _solver(_model(), data, **PEAKING_SOLVER, restore_best=False)
+    with caplog.at_level(logging.INFO, logger="nnflow.nn.solver"):
+        for epoch in range(1, 7):
+            solver.train(until_epoch=epoch)
+            assert solver.epoch == epoch and solver.status == ("completed" if epoch == 6 else "paused")
+    assert [m.split(")")[0] for m in caplog.messages] == [f"(Epoch {k} / 6" for k in range(1, 7)]
+    with pytest.raises(ValueError, match="until_epoch must be <= num_epochs=6, got 7"):
+        solver.train(until_epoch=7)
+
+
 def test_checkpoint_files_are_npz_and_json_without_pickle(tmp_path):
     solver = _solver(_model(), _data(), num_epochs=1, checkpoint_path=tmp_path / "c").train()
     meta = json.loads((tmp_path / "c.json").read_text())
@@ -174,10 +240,11 @@ def test_solver_as_network2_engine_reproduces_network2_sgd(cost):
     for i in range(len(sizes) - 1):
         model.params[f"W{i + 1}"] = net.weights[i].T.copy()
         model.params[f"b{i + 1}"] = net.biases[i].ravel().copy()
-    # no evaluation subsets: the generator draws only one permutation per epoch, as network2
+    # no evaluation subsets: the generator draws only one permutation per epoch, as network2;
+    # network2 ends with the last epoch's weights: no best-validation restore
     Solver(model, data, update_rule="sgd", optim_config={"learning_rate": eta},
            sampling="epoch_shuffle", batch_size=10, num_epochs=3, num_train_samples=None,
-           verbose=False, seed=8).train()
+           verbose=False, seed=8, restore_best=False).train()
     net.SGD((data["X_train"], data["y_train"]), 3, 10, eta, lmbda=lmbda, seed=8)
     for i in range(len(sizes) - 1):
         w, b = net.weights[i].T, net.biases[i].ravel()

@@ -129,6 +129,42 @@ def test_run_records_environment_and_provenance(smoke):
     assert info["threads"] == 1
 
 
+def test_every_model_the_workflow_writes_loads_and_reproduces_its_numbers(smoke):
+    """network2 runs load with network2.load, solver runs and the challenge's final model with
+    FullyConnectedNet.load, and each predicts the accuracy its run recorded."""
+    import json
+
+    from nnflow.data.prepared import load_prepared
+    from nnflow.nn import network2
+    from nnflow.nn.fc_net import FullyConnectedNet
+
+    work, _ = smoke
+    results = work / "results"
+    cfg = yaml.safe_load((work / "config.yaml").read_text())
+    models = sorted(results.glob("runs/**/model.npz"))
+    assert len(models) == len(expand_runs(cfg["experiments"]))
+    trainers = set()
+    for model in models:
+        info = json.loads((model.parent / "run.json").read_text())
+        data = load_prepared(work / cfg["data"]["prepared_dir"] / info["spec"]["dataset"])
+        trainers.add(info["spec"]["trainer"])
+        if info["spec"]["trainer"] == "network2":
+            net = network2.load(model)
+            accuracy = np.mean(np.argmax(net.feedforward(data["X_test"]), axis=1) == data["y_test"])
+            assert accuracy == info["final"]["test_accuracy"], model
+        else:
+            net = FullyConnectedNet.load(model)
+            assert np.mean(net.predict(data["X_val"]) == data["y_val"]) == info["best_val_accuracy"], model
+    assert trainers == {"network2", "solver"}
+    final = results / "experiments" / "cifar_challenge" / "final"
+    test = json.loads((final / "test.json").read_text())
+    data = load_prepared(work / cfg["data"]["prepared_dir"] / "cifar10")
+    net = FullyConnectedNet.load(final / "model")
+    assert np.mean(net.predict(data["X_test"]) == data["y_test"]) == test["test_accuracy"]
+    assert np.mean(net.predict(data["X_val"]) == data["y_val"]) == test["val_accuracy"]
+    assert test["weights"] == f"best validation accuracy, epoch {test['best_epoch']} of {test['epochs']}"
+
+
 def test_second_run_does_nothing(smoke):
     work, mirror = smoke
     assert planned_jobs(work, mirror) == {}

@@ -14,6 +14,7 @@ import numpy as np
 from nnflow.nn import checks, layers
 from nnflow.nn import initializers as _init
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
+from nnflow.nn.model_io import inferred_dtype, load_model, required, save_model
 from nnflow.nn.network2 import _expit
 
 __all__ = ["FullyConnectedNet", "ACTIVATIONS", "NORMALIZATIONS", "COSTS"]
@@ -25,6 +26,8 @@ ACTIVATIONS = {
 }
 NORMALIZATIONS = (None, "batchnorm")
 COSTS = ("softmax", "cross_entropy_sigmoid", "quadratic_sigmoid")
+KIND = "nnflow.fc_net.FullyConnectedNet"  # a saved model's metadata "kind"
+STATE = "state_"  # prefix of the non-parameter arrays (batchnorm statistics) in a saved model
 
 
 class FullyConnectedNet:
@@ -77,6 +80,7 @@ class FullyConnectedNet:
         self.reg = float(reg)
         self.dtype = dtype
         self.cost = cost
+        self.dropout_keep_ratio = float(dropout_keep_ratio)
         self.use_dropout = dropout_keep_ratio != 1
         self.rng = _init.as_rng(rng, seed)
         if init is None:
@@ -113,6 +117,70 @@ class FullyConnectedNet:
         for i, p in enumerate(self.bn_params, start=1):
             p["running_mean"] = np.array(state[f"bn{i}_running_mean"], dtype=self.dtype)
             p["running_var"] = np.array(state[f"bn{i}_running_var"], dtype=self.dtype)
+
+    # ------------------------------------------------------------------ files
+
+    def config(self):
+        """The constructor settings that rebuild this net (a saved model's metadata)."""
+        return {"kind": KIND, "hidden_dims": self.dims[1:-1], "input_dim": self.dims[0],
+                "num_classes": self.dims[-1], "activation": self.activation,
+                "normalization": self.normalization, "dropout_keep_ratio": self.dropout_keep_ratio,
+                "reg": self.reg, "cost": self.cost, "dtype": str(self.dtype)}
+
+    def arrays(self):
+        """The arrays a saved model holds: the parameters by name, the state as ``state_<name>``."""
+        return {**self.params, **{f"{STATE}{k}": v for k, v in self.get_state().items()}}
+
+    def save(self, path, metadata=None):
+        """Write ``<stem>.npz`` + ``<stem>.json`` (:mod:`nnflow.nn.model_io`); returns the paths.
+
+        ``metadata`` adds JSON-serialisable entries to :meth:`config`'s.
+        """
+        return save_model(path, self.arrays(), {**(metadata or {}), **self.config()})
+
+    @classmethod
+    def load(cls, path, *, prefix="", seed=None, rng=None):
+        """A net from a model written by :meth:`save` or by the workflow's solver runs.
+
+        The layer sizes, the batch normalisation and the dtype follow from the arrays
+        (files that predate their metadata keys load too); ``activation`` must be in the
+        metadata. ``dropout_keep_ratio``, ``reg`` and ``cost`` (absent from files written
+        before they were recorded) default to 1, 0 and "softmax": they change training and
+        the loss, not the predictions. ``prefix`` selects another set of arrays of the same
+        file: the workflow's ``model.npz`` holds the best-validation parameters under the
+        plain names and the last epoch's under ``prefix="last_"``. ``seed``/``rng`` drive
+        dropout in further training. Errors name the file and the missing key or array.
+        """
+        arrays, meta = load_model(path)
+        if meta.get("kind") != KIND:
+            raise ValueError(f"{path}: not a saved FullyConnectedNet (kind={meta.get('kind')!r}, "
+                             f"{KIND!r} expected)")
+        num_layers = sum(1 for name in arrays if name.startswith(f"{prefix}W"))
+        names = [f"{prefix}{p}{i}" for i in range(1, num_layers + 1) for p in ("W", "b")]
+        missing = [n for n in names if n not in arrays] or ([] if num_layers else [f"{prefix}W1"])
+        if missing:
+            raise ValueError(f"{path}: arrays {missing} missing from the npz (present: {sorted(arrays)})")
+        weights = [arrays[f"{prefix}W{i}"] for i in range(1, num_layers + 1)]
+        dims = [weights[0].shape[0], *[w.shape[1] for w in weights]]
+        batchnorm = f"{prefix}gamma1" in arrays
+        net = cls(dims[1:-1], input_dim=dims[0], num_classes=dims[-1],
+                  activation=required(meta, "activation", path),
+                  dropout_keep_ratio=meta.get("dropout_keep_ratio", 1), reg=meta.get("reg", 0.0),
+                  normalization="batchnorm" if batchnorm else None, cost=meta.get("cost", "softmax"),
+                  dtype=inferred_dtype(meta, arrays, names, path), seed=seed, rng=rng)
+        state = {k: arrays.get(f"{prefix}{STATE}{k}") for k in net.get_state()}
+        absent = [f"{prefix}{STATE}{k}" for k, v in state.items() if v is None]
+        absent += [f"{prefix}{k}" for k in net.params if f"{prefix}{k}" not in arrays]
+        if absent:
+            raise ValueError(f"{path}: arrays {absent} missing from the npz")
+        for k, target in net.params.items():
+            value = arrays[f"{prefix}{k}"]
+            if value.shape != target.shape:
+                raise ValueError(f"{path}: array {prefix}{k} has shape {value.shape}, "
+                                 f"{target.shape} expected")
+            net.params[k] = value.astype(net.dtype)
+        net.set_state(state)
+        return net
 
     # ------------------------------------------------------------------ forward/backward
 

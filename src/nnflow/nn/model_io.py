@@ -17,7 +17,7 @@ import numpy as np
 
 from nnflow.files import load_npz, read_json, save_npz, write_json
 
-__all__ = ["save_model", "load_model", "model_paths"]
+__all__ = ["save_model", "load_model", "model_paths", "required", "inferred_dtype"]
 
 FORMAT = "nnflow.model/1"
 
@@ -80,3 +80,27 @@ def load_model(path):
         raise ValueError(f"{npz_path} does not match the checksum recorded in {json_path}")
     params = load_npz(npz_path)
     return params, record["metadata"]
+
+
+def required(metadata, key, path):
+    """``metadata[key]``, or a ValueError naming the key and the model's JSON file."""
+    if key not in metadata:
+        raise ValueError(f"{model_paths(path)[1]}: the model metadata has no {key!r} "
+                         f"(keys present: {sorted(metadata)})")
+    return metadata[key]
+
+
+def inferred_dtype(metadata, params, names, path):
+    """The model's float dtype: ``metadata["dtype"]``, or the one dtype of the arrays ``names``.
+
+    Files written before the dtype was recorded lack the key; their arrays say it
+    unambiguously when they all share one float dtype. Otherwise a ValueError names
+    the file, the key and the dtypes found.
+    """
+    if "dtype" in metadata:
+        return np.dtype(metadata["dtype"])
+    found = sorted({str(params[n].dtype) for n in names})
+    if len(found) == 1 and found[0] in ("float32", "float64"):
+        return np.dtype(found[0])
+    raise ValueError(f"{model_paths(path)[1]}: the model metadata has no 'dtype' and the arrays "
+                     f"do not determine it (dtypes {found}; one of float32, float64 expected)")

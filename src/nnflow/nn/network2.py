@@ -17,7 +17,8 @@ Differences, all deliberate:
   ``(X, y)`` with ``X`` (N, D) and ``y`` (N,) integer labels or (N, K)
   targets. The ``convert`` flags of ``accuracy``/``total_cost`` are accepted
   for compatibility, but the label format is detected from the data.
-- ``save``/``load`` write ``<stem>.npz`` + ``<stem>.json`` (no pickle).
+- ``save`` writes ``<stem>.npz`` + ``<stem>.json`` (no pickle); ``load`` reads those and
+  Nielsen's JSON files.
 - ``SGD`` detects divergence (non-finite weights or monitored cost) and
   stops; see :attr:`Network.status`.
 
@@ -36,9 +37,9 @@ import math
 
 import numpy as np
 
-from nnflow.nn import checks
+from nnflow.nn import checks, network2_io
 from nnflow.nn import initializers as _init
-from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, cost_name, get_cost
+from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, get_cost
 from nnflow.nn.layers import sigmoid as _stable_sigmoid
 
 __all__ = [
@@ -89,6 +90,18 @@ def _expit():
             expit = False
         _EXPIT = expit
     return _EXPIT or None
+
+
+def _print_epoch(record, n_train, n_eval):
+    """network2's per-epoch report: the epoch (from 0), then the monitored values."""
+    print(f"Epoch {record['epoch']} training complete")
+    for key, text, total in (("training_cost", "Cost on training data", None),
+                             ("training_accuracy", "Accuracy on training data", n_train),
+                             ("evaluation_cost", "Cost on evaluation data", None),
+                             ("evaluation_accuracy", "Accuracy on evaluation data", n_eval)):
+        if key in record:
+            print(f"{text}: {record[key]}" + ("" if total is None else f" / {total}"))
+    print(flush=True)
 
 
 class _ParamList(list):
@@ -471,7 +484,8 @@ class Network:
         ``self.rng``), ``callback(epoch, network, record)`` called after each
         epoch with the monitored values (a truthy return stops training,
         status "stopped"), ``stop_on_divergence`` (stop when weights or a
-        monitored cost become non-finite), ``verbose`` (log one line per epoch).
+        monitored cost become non-finite), ``verbose`` (print network2's lines per epoch to
+        stdout: "Epoch j training complete", then each monitored cost and accuracy).
 
         Bad arguments raise TypeError/ValueError naming them before any training: e.g.
         ``eta`` not a finite number > 0, empty data, NaN or inf in the data (an error, while
@@ -521,7 +535,7 @@ class Network:
                         evaluation_accuracy.append(record["evaluation_accuracy"])
                     finite = all(math.isfinite(record[k]) for k in record)
             if verbose:
-                log.info("Epoch %s training complete %s", j, record)
+                _print_epoch(record, n, len(ev[0]) if evaluation_data is not None else 0)
             if not finite and stop_on_divergence:
                 self.status = {"status": "diverged", "diverged_epoch": j, "epochs_completed": j}
                 log.warning("network2.SGD diverged in epoch %s (non-finite weights or cost)", j)
@@ -569,27 +583,8 @@ class Network:
     # ------------------------------------------------------------------ persistence
 
     def save(self, filename):
-        """Save to ``<stem>.npz`` + ``<stem>.json`` (see :mod:`nnflow.nn.model_io`)."""
-        from nnflow.nn.model_io import save_model
-
-        params = {}
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            params[f"w{i}"] = np.ascontiguousarray(w)
-            params[f"b{i}"] = np.ascontiguousarray(b)
-        meta = {"kind": "nnflow.network2.Network", "sizes": self.sizes,
-                "cost": cost_name(self.cost), "dtype": str(self.dtype)}
-        return save_model(filename, params, meta)
+        """Save to ``<stem>.npz`` + ``<stem>.json`` (see :mod:`nnflow.nn.network2_io`)."""
+        return network2_io.save(self, filename)
 
 
-def load(filename, seed=None, rng=None):
-    """Load a :class:`Network` saved by :meth:`Network.save`."""
-    from nnflow.nn.model_io import load_model
-
-    params, meta = load_model(filename)
-    if meta.get("kind") != "nnflow.network2.Network":
-        raise ValueError(f"{filename}: not a saved network2.Network (kind={meta.get('kind')!r})")
-    net = Network(meta["sizes"], cost=meta["cost"], seed=seed, rng=rng, dtype=meta["dtype"])
-    n_layers = len(meta["sizes"]) - 1
-    net.weights = [params[f"w{i}"] for i in range(n_layers)]
-    net.biases = [params[f"b{i}"] for i in range(n_layers)]
-    return net
+load = network2_io.load  # nnflow's files and Nielsen's JSON

@@ -7,8 +7,9 @@
                     lr_decay=0.95, batch_size=100, num_epochs=10, seed=0,
                     checkpoint_path="runs/x/ckpt")
     solver.train()
-    solver.status            # "completed" or "diverged"
-    solver.best_params       # parameters with the best validation accuracy
+    solver.status            # "completed" or "diverged" ("paused" after train(until_epoch=k))
+    solver.best_params       # parameters with the best validation accuracy (now the model's)
+    solver.last_params       # the parameters after the last epoch
 
 The model needs ``params`` (name -> array) and ``loss(X, y) -> (loss, grads)``,
 ``loss(X) -> scores``. Optional: ``eval_loss(X, y)`` (test-mode cost, used
@@ -23,9 +24,19 @@ evaluation before training. Per-iteration: ``loss_history``. Per epoch:
 ``eval_loss``), ``lr_history`` (learning rate used during the epoch, entry 0
 is None) and ``epoch_time_history`` (seconds, entry 0 is 0.0).
 
+Best parameters: as CS231n's Solver, ``train()`` ends by putting the parameters of
+the epoch with the best validation accuracy (:attr:`best_epoch`, first of equals)
+into the model, ``model.params = best_params``; with a ``get_state`` model its state
+(batchnorm running statistics) of that epoch too, so the model predicts as it did
+when validated. The last epoch's parameters and state stay in :attr:`last_params`
+and :attr:`last_state`; a later ``train()`` (after raising ``num_epochs``) puts them
+back first and continues from them. ``restore_best=False`` leaves the last epoch's
+parameters in the model; :meth:`restore_best_params` swaps at any time.
+
 Resume: ``Solver(same model class, same data, same settings).resume(path)``
 then ``train()`` continues; the histories and final weights are bit-identical
-to an uninterrupted run (the generator states are part of the checkpoint).
+to an uninterrupted run (the generator states and the best parameters are part
+of the checkpoint).
 """
 
 from __future__ import annotations
@@ -48,6 +59,10 @@ log = logging.getLogger(__name__)
 SAMPLINGS = ("with_replacement", "epoch_shuffle")
 _CHECKPOINT_KIND = "nnflow.solver.checkpoint"
 _SEP = "__"
+
+
+def _copies(arrays):
+    return {k: v.copy() for k, v in arrays.items()}
 
 
 def _finite_params(params):
@@ -80,6 +95,8 @@ class Solver:
     checkpoint_path : stem of the checkpoint written (atomically) every
         ``checkpoint_every`` epochs and after the last epoch; None = no checkpoints.
     stop_on_divergence : stop when the loss or the parameters become non-finite.
+    restore_best : end :meth:`train` with the best-validation parameters in the model
+        (CS231n's behaviour, the default), or with the last epoch's (False).
 
     Bad arguments raise TypeError/ValueError naming them, here rather than during
     training: no examples, NaN or inf in ``X_train``/``X_val`` (an error, while
@@ -93,7 +110,7 @@ class Solver:
                  batch_size=100, num_epochs=10, sampling="with_replacement",
                  num_train_samples=1000, num_val_samples=None, print_every=10, verbose=True,
                  seed=None, rng=None, checkpoint_path=None, checkpoint_every=1,
-                 stop_on_divergence=True):
+                 stop_on_divergence=True, restore_best=True):
         missing = [k for k in ("X_train", "y_train", "X_val", "y_val") if k not in data]
         if missing:
             raise ValueError(f"Solver: data is missing {missing}; required keys: "
@@ -129,6 +146,7 @@ class Solver:
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.stop_on_divergence = stop_on_divergence
+        self.restore_best = bool(restore_best)
         self._reset()
 
     def _checked_data(self, data, part, dtype):
@@ -156,6 +174,10 @@ class Solver:
         self.best_val_acc = -1.0
         self.best_epoch = None
         self.best_params = {}
+        self.best_state = {}
+        self.last_params = None
+        self.last_state = None
+        self._holding_best = False  # the model holds best_params, the last epoch's are aside
         self.loss_history = []
         self.train_acc_history = []
         self.val_acc_history = []
@@ -203,7 +225,8 @@ class Solver:
         if val_acc > self.best_val_acc:
             self.best_val_acc = val_acc
             self.best_epoch = self.epoch
-            self.best_params = {k: v.copy() for k, v in self.model.params.items()}
+            self.best_params = _copies(self.model.params)
+            self.best_state = _copies(self._model_state())
         return train_acc, val_acc, train_cost, val_cost
 
     # ------------------------------------------------------------------ training
@@ -239,22 +262,65 @@ class Solver:
         if self.verbose:
             print(message, file=sys.stderr, flush=True)
 
-    def train(self):
+    def _model_state(self):
+        get_state = getattr(self.model, "get_state", None)
+        return get_state() if get_state else {}
+
+    def _set_model(self, params, state):
+        for k, v in params.items():
+            self.model.params[k] = v.copy()
+        if state:
+            self.model.set_state(_copies(state))
+
+    def restore_best_params(self):
+        """Put :attr:`best_params` (and :attr:`best_state`) into the model; returns ``self``.
+
+        The model's current parameters and state go to :attr:`last_params` and
+        :attr:`last_state`. Nothing happens when the model already holds the best ones
+        or no epoch was evaluated yet.
+        """
+        if self._holding_best or not self.best_params:
+            return self
+        self.last_params = _copies(self.model.params)
+        self.last_state = _copies(self._model_state())
+        self._set_model(self.best_params, self.best_state)
+        self._holding_best = True
+        return self
+
+    def _training_params(self):
+        """The parameters and state training continues from (the last epoch's)."""
+        if self._holding_best:
+            return self.last_params, self.last_state
+        return self.model.params, self._model_state()
+
+    def train(self, until_epoch=None):
         """Run (or continue) training up to ``num_epochs``; returns ``self``.
 
-        Sets :attr:`status` to "completed", or "diverged" with
-        :attr:`diverged_epoch` (1-based epoch) and :attr:`diverged_iteration`
-        when the loss or the parameters become non-finite.
+        ``until_epoch`` (at most ``num_epochs``) stops after that epoch instead, status
+        "paused": epoch-by-epoch callers log "epoch k / num_epochs" and get the best
+        parameters only at the end. When the last epoch is done the status is "completed"
+        and, with ``restore_best``, the model holds the best-validation parameters (see
+        the module docstring). Status "diverged" with :attr:`diverged_epoch` (1-based
+        epoch) and :attr:`diverged_iteration` when the loss or the parameters become
+        non-finite; the best parameters are restored then too.
         """
         if self.status == "diverged":
             raise ValueError("this run diverged; start a new Solver (or resume an earlier "
                              "checkpoint)")
+        stop = self.num_epochs if until_epoch is None else checks.count(
+            "Solver.train", "until_epoch", until_epoch, 0)
+        if stop > self.num_epochs:
+            raise ValueError(f"Solver.train: until_epoch must be <= num_epochs={self.num_epochs}, "
+                             f"got {until_epoch}")
+        if self._holding_best:
+            self._set_model(self.last_params, self.last_state)
+            self._holding_best = False
         if self.epoch == 0 and not self.train_acc_history:
             self._record_evaluation()
             self.lr_history.append(None)
             self.epoch_time_history.append(0.0)
         self.status = "running"
-        while self.epoch < self.num_epochs:
+        while self.epoch < stop:
             start = time.perf_counter()
             lr = self._current_lr()
             diverged = False
@@ -277,6 +343,8 @@ class Solver:
                 self.diverged_iteration = self.iteration
                 self._say(f"(Epoch {self.epoch + 1} / {self.num_epochs}) diverged at iteration "
                           f"{self.iteration}: non-finite loss or parameters")
+                if self.restore_best:
+                    self.restore_best_params()
                 return self
             self.epoch += 1
             for cfg in self.optim_configs.values():
@@ -295,7 +363,12 @@ class Solver:
             if self.checkpoint_path is not None and (
                     self.epoch % self.checkpoint_every == 0 or self.epoch == self.num_epochs):
                 self.save_checkpoint(self.checkpoint_path)
+        if self.epoch < self.num_epochs:
+            self.status = "paused"
+            return self
         self.status = "completed"
+        if self.restore_best:
+            self.restore_best_params()
         return self
 
     # ------------------------------------------------------------------ checkpoints
@@ -310,12 +383,15 @@ class Solver:
     def save_checkpoint(self, path):
         """Write the full training state to ``<path>.npz`` + ``<path>.json`` atomically."""
         arrays, optim_scalars = {}, {}
-        for p, v in self.model.params.items():
+        params, state = self._training_params()
+        for p, v in params.items():
             if _SEP in p:
                 raise ValueError(f"parameter name {p!r} must not contain {_SEP!r}")
             arrays[f"param{_SEP}{p}"] = v
         for p, v in self.best_params.items():
             arrays[f"best{_SEP}{p}"] = v
+        for k, v in self.best_state.items():
+            arrays[f"beststate{_SEP}{k}"] = v
         for p, cfg in self.optim_configs.items():
             optim_scalars[p] = {}
             for k, v in cfg.items():
@@ -328,8 +404,7 @@ class Solver:
                 else:
                     raise ValueError(f"optim_config[{k!r}] of type {type(v).__name__} "
                                      "cannot be checkpointed")
-        get_state = getattr(self.model, "get_state", None)
-        for k, v in (get_state() if get_state else {}).items():
+        for k, v in state.items():
             arrays[f"state{_SEP}{k}"] = v
         model_rng = getattr(self.model, "rng", None)
         meta = {
@@ -366,10 +441,11 @@ class Solver:
             if mine.get(key) != value:
                 raise ValueError(f"checkpoint {checkpoint} was written with {key}={value!r}, "
                                  f"this Solver has {key}={mine.get(key)!r}")
-        params, best, state, optim_arrays = {}, {}, {}, {}
+        params, best, state, best_state, optim_arrays = {}, {}, {}, {}, {}
         for name, arr in arrays.items():
             kind, rest = name.split(_SEP, 1)
-            {"param": params, "best": best, "state": state, "optim": optim_arrays}[kind][rest] = arr
+            {"param": params, "best": best, "state": state, "beststate": best_state,
+             "optim": optim_arrays}[kind][rest] = arr
         if set(params) != set(self.model.params):
             raise ValueError(f"checkpoint parameters {sorted(params)} do not match the model's "
                              f"{sorted(self.model.params)}")
@@ -379,6 +455,9 @@ class Solver:
                                  f"has {self.model.params[p].shape}")
             self.model.params[p] = arr.astype(self.model.params[p].dtype, copy=True)
         self.best_params = best
+        self.best_state = best_state  # empty in checkpoints older than the best-state restore
+        self.last_params = self.last_state = None
+        self._holding_best = False
         self.optim_configs = {p: dict(s) for p, s in meta["optim_scalars"].items()}
         for name, arr in optim_arrays.items():
             p, key = name.split(_SEP, 1)

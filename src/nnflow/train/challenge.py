@@ -15,7 +15,11 @@ from nnflow.train.trainers.solver import train_solver
 def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], data_dir: str | os.PathLike,
                 outputs: dict[str, str], checkpoint_dir: str | os.PathLike | None = None,
                 threads: int = 1, code: str | None = None) -> dict[str, Any]:
-    """Retrain the chosen candidate with the final budget and evaluate it once on the test set."""
+    """Retrain the chosen candidate with the final budget and evaluate it once on the test set.
+
+    The test set sees the weights of the epoch with the best validation accuracy (the
+    Solver's best parameters; see :func:`~nnflow.train.trainers.solver.train_solver`).
+    """
     chosen = read_json(chosen_path)
     final = parse_spec(final)
     spec = dict(chosen["spec"])
@@ -36,11 +40,17 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
 
 
 def _write_test(path, chosen, spec, rows, status, extra) -> None:
+    """test.json: the one test evaluation, of the best-validation weights (selected on
+    validation only), with which weights they are and their validation accuracy."""
     write_json(path, {
         "run_id": chosen["run_id"],
         "params": spec["params"],
         "test_accuracy": extra.get("test_accuracy"),
-        "val_accuracy": rows[-1]["val_accuracy"] if rows else None,
+        "weights": extra.get("weights"),
+        "best_epoch": extra.get("best_epoch"),
+        "epochs": status["epochs_completed"],
+        "val_accuracy": extra.get("best_val_accuracy"),
+        "last_epoch_val_accuracy": rows[-1]["val_accuracy"] if rows else None,
         "num_test": extra.get("num_test"),
         "status": status["status"],
     })

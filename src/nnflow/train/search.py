@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from nnflow.files import read_json, write_json
+
+log = logging.getLogger(__name__)
 
 
 def select_candidate(run_infos: list[str], out_path: str | os.PathLike) -> dict[str, Any]:
@@ -37,4 +40,6 @@ def select_candidate(run_infos: list[str], out_path: str | os.PathLike) -> dict[
                        for c in candidates],
     }
     write_json(out_path, chosen)
+    log.info("chose %s (validation accuracy %.4f) among %d candidates (%d completed)",
+             best["run_id"], best["val_accuracy"], len(candidates), len(usable))
     return chosen

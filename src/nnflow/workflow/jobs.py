@@ -2,18 +2,42 @@
 
 Scripts stay a few lines long: they open :func:`job`, which sends stdout and
 stderr to the rule's log, sets up logging, and limits BLAS threads to the
-job's ``threads``; then they call one nnflow function.
+job's ``threads``; then they call one nnflow function. Every job's log says
+what the job read (first line) and what it wrote (last line), so no log is
+empty, whatever the function logs itself.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 from nnflow.runtime import limit_threads
+
+log = logging.getLogger("nnflow.workflow.jobs")
+SHOWN_FILES = 5  # a job with more inputs (a table of every run) names the first ones and counts
+
+
+def file_list(paths: Any, sizes: bool = False) -> str:
+    """``paths`` for a log line: "2 files: a (1.2 kB), b (3 kB)", the first few of many."""
+    paths = [str(p) for p in paths]
+    if not paths:
+        return "no files"
+    shown = [f"{p} ({_size(p)})" if sizes else p for p in paths[:SHOWN_FILES]]
+    more = f", ... ({len(paths) - SHOWN_FILES} more)" if len(paths) > SHOWN_FILES else ""
+    return f"{len(paths)} file{'s' * (len(paths) != 1)}: {', '.join(shown)}{more}"
+
+
+def _size(path: str) -> str:
+    try:
+        n = os.path.getsize(path)
+    except OSError:
+        return "missing"
+    return f"{n} B" if n < 1000 else f"{n / 1000:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
 @contextlib.contextmanager
@@ -32,9 +56,12 @@ def job(smk: Any) -> Iterator[Any]:
     )
     try:
         limit_threads(int(getattr(smk, "threads", 1) or 1))
+        rule = getattr(smk, "rule", None) or "job"
+        log.info("%s: reading %s", rule, file_list(smk.input))
         yield smk
+        log.info("%s: wrote %s", rule, file_list(smk.output, sizes=True))
     except BaseException:
-        logging.getLogger("nnflow").exception("job failed")
+        log.exception("job failed")
         raise
     finally:
         sys.stdout, sys.stderr = old_out, old_err

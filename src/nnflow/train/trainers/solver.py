@@ -8,7 +8,7 @@ import numpy as np
 
 from nnflow.nn import checks
 from nnflow.nn.fc_net import NORMALIZATIONS as FC_NORMALIZATIONS
-from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.fc_net import STATE, FullyConnectedNet
 from nnflow.nn.solver import Solver
 from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.trainers import Trained, take_first
@@ -69,10 +69,16 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
 
     Training goes epoch by epoch so that each epoch can add what the Solver does
     not record itself (the per-layer gradient norms of the unstable-gradient
-    study) and end with a checkpoint. Returns a :class:`~nnflow.train.trainers.Trained`.
+    study) and end with a checkpoint. At the end the model takes the parameters
+    (and batchnorm statistics) of the epoch with the best validation accuracy, as
+    CS231n's Solver does: they are the model's arrays in ``model.npz`` (the last
+    epoch's under ``last_``), ``best_epoch`` is in run.json and model.json, and
+    ``evaluate_test`` measures the test accuracy of these weights. The metrics
+    rows are those of every epoch, as trained. Returns a
+    :class:`~nnflow.train.trainers.Trained`.
     """
     p = spec["params"]
-    # the Solver is built with num_epochs=0 and driven one epoch at a time up to this
+    # the Solver is driven one epoch at a time (train(until_epoch=k)) up to this
     num_epochs = checks.count("train_solver", "params['num_epochs']", p["num_epochs"], 0)
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
     # older provenance files (before datasets were declared) hold no num_classes: 10
@@ -90,11 +96,12 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         optim_config={"learning_rate": setting(p, "learning_rate")},
         lr_decay=setting(p, "lr_decay"),
         batch_size=setting(p, "batch_size"),
-        num_epochs=0,
+        num_epochs=num_epochs,
         sampling=setting(p, "sampling"),
         num_train_samples=setting(p, "num_train_samples"),
         verbose=False,
         seed=spec["seed"],
+        restore_best=False,  # the per-epoch measurements below need the epoch's own weights
     )
     # A fixed batch (the first examples, as in Nielsen's chapter 5) for the gradient norms.
     probe = (X[:LAYER_NORM_BATCH], y[:LAYER_NORM_BATCH])
@@ -109,8 +116,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
 
     for epoch in range(solver.epoch + 1, num_epochs + 1):
         before = _weights(model) if track else None
-        solver.num_epochs = epoch
-        solver.train()
+        solver.train(until_epoch=epoch)
         if solver.status == "diverged":
             break
         extras.append({"epoch": epoch, "iteration": solver.iteration,
@@ -123,6 +129,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
                             files=(npz.name, js.name))
 
     rows = _solver_rows(solver, extras)
+    solver.restore_best_params()
     status = {
         "status": "diverged" if solver.status == "diverged" else "completed",
         "diverged_epoch": solver.diverged_epoch,
@@ -145,12 +152,23 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         X_test, y_test = np.asarray(data["X_test"]), np.asarray(data["y_test"])
         extra["test_accuracy"] = float(np.mean(model.predict(X_test) == y_test))
         extra["num_test"] = int(X_test.shape[0])
-    meta = {"kind": "nnflow.fc_net.FullyConnectedNet", "dims": model.dims,
-            "activation": model.activation, "normalization": model.normalization}
-    params = {k: v for k, v in model.params.items()}
-    params.update({f"best_{k}": v for k, v in solver.best_params.items()})
-    params.update({f"state_{k}": v for k, v in model.get_state().items()})
+    extra["weights"] = weights_description(solver.best_epoch, solver.epoch)
+    meta = {**model.config(), "best_epoch": solver.best_epoch, "weights": extra["weights"]}
+    params = model.arrays()
+    if solver.last_params is not None:  # None when no epoch was trained (num_epochs=0)
+        params.update({f"{LAST}{k}": v for k, v in solver.last_params.items()})
+        params.update({f"{LAST}{STATE}{k}": v for k, v in solver.last_state.items()})
     return Trained(rows, params, status, meta, extra)
+
+
+LAST = "last_"  # prefix of the last epoch's arrays in model.npz (FullyConnectedNet.load(prefix=))
+
+
+def weights_description(best_epoch: int | None, epochs: int) -> str:
+    """Which weights a solver run's model holds, e.g. "best validation accuracy, epoch 9 of 15"."""
+    if best_epoch is None:
+        return "initial weights (no epoch trained)"
+    return f"best validation accuracy, epoch {best_epoch} of {epochs}"
 
 
 def _weights(model: Any) -> list[np.ndarray]:
