@@ -1,3 +1,4 @@
+from nnflow.report.html_table import write_table_html
 from nnflow.report.tables import experiment_tables, write_frame
 from nnflow.workflow.jobs import job
 
@@ -5,3 +6,7 @@ with job(snakemake) as smk:
     tidy, summary = experiment_tables(list(smk.input.metrics), list(smk.input.run_info))
     write_frame(smk.output.metrics, tidy)
     write_frame(smk.output.summary, summary)
+    intro = ("One row per run: parameters, status, then final and best values of every metric "
+             "(accuracies are fractions). The same table is summary.csv beside this page.")
+    write_table_html(smk.output.summary_html, summary.drop(columns="experiment"),
+                     f"Runs of {smk.wildcards.experiment}", intro)
