@@ -47,7 +47,7 @@ REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 # trigger sees only the script. A training run adds its trainer, which run.py loads by name.
 SCRIPTS_DIR = Path(workflow.current_basedir).parent / "scripts"
 THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
-PR_CATEGORY = "CIFAR sheet (Aufgabe 12): PageRank"
+PR_CATEGORY = "CIFAR sheet (Aufgabe 12)"
 PR_TEMPLATES = {
     name: str(REPORT_TEMPLATES / f"pagerank_{name}.rst")
     for name in ("hyperlink_matrix", "eigenvalues", "iteration", "convergence", "ranking", "scale")

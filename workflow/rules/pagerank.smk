@@ -21,7 +21,7 @@ PR_LABELS = {
 for _pr_name, _pr_spec in L.pagerank_graphs().items():
     _pr_data = L.graph_files(_pr_name)
     _pr_figs = L.graph_figure_files(_pr_name)
-    _pr_sub = f"12 graph {_pr_name}"
+    _pr_sub = f"12 PageRank, graph {_pr_name}"
 
     rule:
         name:
@@ -154,7 +154,7 @@ rule pagerank_scale_summary:
             f"{L.pagerank_dir}/scale/scale.png",
             f"{L.pagerank_dir}/scale/caption.rst",
             PR_CATEGORY,
-            "12 scale",
+            "12 PageRank at scale",
             "sparse power iteration: time and memory per graph size",
         ),
         figure_pdf=f"{L.pagerank_dir}/scale/scale.pdf",

@@ -1,5 +1,5 @@
 from nnflow.report.html_table import write_table_html
-from nnflow.report.tables import study_tables, write_frame
+from nnflow.report.tables import study_tables, summary_for_reading, write_frame
 from nnflow.workflow.jobs import job
 
 SUMMARY_INTRO = (
@@ -14,4 +14,5 @@ with job(snakemake) as smk:
                                  [tuple(finals[i:i + 3]) for i in range(0, len(finals), 3)])
     write_frame(smk.output.metrics, tidy)
     write_frame(smk.output.summary, summary)
-    write_table_html(smk.output.summary_html, summary, "Summary: one row per run", SUMMARY_INTRO)
+    write_table_html(smk.output.summary_html, summary_for_reading(summary), "Summary: one row per run",
+                     SUMMARY_INTRO)

@@ -156,6 +156,18 @@ def study_tables(
     return tidy, summary[summary_columns(summary.columns)]
 
 
+def summary_for_reading(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` as the report shows it: ``run_id`` becomes ``run``, the ID without the
+    experiment's name (its own column), and ``seed`` (part of the ID) is left out."""
+    run = [
+        str(r)[len(f"{e}/"):] if str(r).startswith(f"{e}/") else str(r)
+        for e, r in zip(summary["experiment"], summary["run_id"], strict=True)
+    ]
+    shown = summary.drop(columns=["run_id", "seed"]).copy()
+    shown.insert(1, "run", run)
+    return shown
+
+
 # ----------------------------------------------------------------------------- environment
 
 ENVIRONMENT_COLUMNS = [
