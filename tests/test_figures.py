@@ -515,7 +515,7 @@ def test_unstable_gradients(tmp_path):
     assert numbers["has_update_norms"] is False
     assert np.isnan(numbers["update_ratio_sigmoid_sgd"])
     assert "no update_norm_layer<l> metrics" in caption
-    assert "only the gradient-norm row" in caption
+    assert "only the gradient-norm column" in caption
     assert "relative-update ratio" not in caption
 
 
@@ -593,7 +593,7 @@ def test_unstable_gradients_update_ratio(tmp_path):
     assert "learn at comparable speed (within a factor of 2) even though their gradient norms" in caption
     assert "differ by a factor of 8" in caption
     assert "so even with Adam" not in caption
-    assert "bottom row shows how much each layer actually learned" in caption
+    assert "right column shows how much each layer actually learned" in caption
 
 
 def test_unstable_gradients_adam_not_balancing_updates(tmp_path):

@@ -9,6 +9,7 @@ test works on its own copy of the finished work directory and asks Snakemake
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shutil
@@ -91,7 +92,14 @@ def test_smoke_run_builds_every_stage(smoke):
     assert (results / "theory" / "complex_backprop" / "numbers.json").exists()
     assert any((results / "pagerank").rglob("*.png"))
     summary = pd.read_csv(results / "summary.csv")
-    assert sorted(summary["run_id"]) == sorted(expand_runs(cfg["experiments"]))
+    # every run, and the random search's retrained winner with its single test evaluation
+    assert sorted(summary["run_id"]) == sorted([*expand_runs(cfg["experiments"]), "cifar_challenge/final"])
+    final = summary.set_index("run_id").loc["cifar_challenge/final"]
+    test = json.loads((results / "experiments" / "cifar_challenge" / "final" / "test.json").read_text())
+    assert final["test_accuracy"] == test["test_accuracy"]
+    assert list(summary.columns[:5]) == ["experiment", "run_id", "seed", "status", "diverged_epoch"]
+    params_end = max(i for i, c in enumerate(summary.columns) if c.startswith("param_"))
+    assert summary.columns[params_end + 1] == "test_accuracy"
     assert set(summary["status"]) == {"completed"}
     tidy = pd.read_csv(results / "metrics.csv")
     assert {"run_id", "experiment", "seed", "epoch", "metric", "value"} <= set(tidy.columns)
@@ -116,9 +124,45 @@ def test_report_contains_every_figure(smoke):
         assert needle in text, needle
 
 
-def test_run_records_environment_and_provenance(smoke):
-    import json
+def report_data(report: Path) -> tuple[dict, dict]:
+    """(categories, results) of a Snakemake report: the two JSON objects its page script holds."""
+    text = report.read_text(errors="replace")
+    found = []
+    for name in ("categories", "results"):
+        start = text.index(f"var {name} = {{") + len(f"var {name} = ")
+        found.append(json.JSONDecoder().raw_decode(text, start)[0])
+    return found[0], found[1]
 
+
+def test_report_items_are_labelled_in_the_sheets_order(smoke):
+    """Every report item has a label, and the report's order (sorted by label) is the sheets':
+    (a), (b), (c) of Aufgabe 26 and 12, then the figure of the trained nets and the runs table."""
+    work, _ = smoke
+    categories, results = report_data(work / "results" / "report.html")
+
+    def shown(category, subcategory):
+        return sorted(results[path]["labels"]["item"] for path in categories[category][subcategory])
+
+    for category, subcategories in categories.items():
+        for subcategory, paths in subcategories.items():
+            for path in paths:
+                assert results[path].get("labels", {}).get("item"), (category, subcategory, path)
+    unstable = shown("MNIST sheet (Blatt 10)", "26 unstable gradients")
+    assert [label[:3] for label in unstable[:3]] == ["(a)", "(b)", "(c)"]
+    assert unstable[3].startswith("figure:") and unstable[4].startswith("table:")
+    pagerank = shown("CIFAR sheet (Aufgabe 12)", "12 PageRank, graph model_internet")
+    assert [label.split(" ")[0] for label in pagerank] == ["(a)", "(b)", "(c)", "fix", "fix"]
+    assert "hyperlink matrix" in pagerank[0] and "eigenvalues" in pagerank[1]
+    # the summary and each experiment's runs are shown as HTML tables, not only offered as downloads
+    assert results["results/summary.html"]["data_uri"].startswith("data:text/html")
+    assert results["results/experiments/mnist_cost/runs.html"]["data_uri"].startswith("data:text/html")
+    # captions render (no template placeholders, no literal TeX carets)
+    for path, result in results.items():
+        caption = result.get("caption", "")
+        assert "$" not in caption and "b^" not in caption, path
+
+
+def test_run_records_environment_and_provenance(smoke):
     work, _ = smoke
     run_json = next((work / "results" / "runs" / "mnist_cost").rglob("run.json"))
     info = json.loads(run_json.read_text())

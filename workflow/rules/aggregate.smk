@@ -10,6 +10,13 @@ rule experiment_table:
     output:
         metrics=f"{L.experiments_dir}/{{experiment}}/metrics.csv",
         summary=f"{L.experiments_dir}/{{experiment}}/summary.csv",
+        summary_html=report(
+            f"{L.experiments_dir}/{{experiment}}/runs.html",
+            caption="../report/runs_table.rst",
+            category=lambda wc: experiment_report(wc.experiment)["category"],
+            subcategory=lambda wc: experiment_report(wc.experiment)["subcategory"],
+            labels=item_labels("table: one row per run"),
+        ),
     params:
         code=code_hash("experiment_table.py"),
     log:
@@ -36,6 +43,7 @@ for _experiment in L.plotted_experiments():
                 caption=str(Path(f"{_out}/caption.rst").resolve()),
                 category=_cfg["report"]["category"],
                 subcategory=_cfg["report"]["subcategory"],
+                labels=item_labels(figure_kind(_cfg["figure"]).label),
             ),
             pdf=f"{_out}/figure.pdf",
             caption=f"{_out}/caption.rst",
@@ -58,12 +66,25 @@ rule metrics_table:
     input:
         metrics=expand(f"{L.experiments_dir}/{{experiment}}/metrics.csv", experiment=L.trained_experiments()),
         summaries=expand(f"{L.experiments_dir}/{{experiment}}/summary.csv", experiment=L.trained_experiments()),
+        # per random search, its retrained winner: metrics, run record and the test evaluation
+        finals=[
+            f"{L.experiments_dir}/{e}/final/{name}"
+            for e in L.search_experiments()
+            for name in ("metrics.csv", "run.json", "test.json")
+        ],
     output:
         metrics=f"{RESULTS}/metrics.csv",
         summary=report(
             f"{RESULTS}/summary.csv",
             caption="../report/summary.rst",
             category="Tables",
+            labels=item_labels("summary.csv (download)"),
+        ),
+        summary_html=report(
+            f"{RESULTS}/summary.html",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels=item_labels("summary: one row per run"),
         ),
     params:
         code=code_hash("metrics_table.py"),
@@ -82,6 +103,7 @@ rule environment_table:
             f"{RESULTS}/environment.csv",
             caption=str(Path(f"{RESULTS}/environment.rst").resolve()),
             category="Tables",
+            labels=item_labels("environment of the runs"),
         ),
         caption=f"{RESULTS}/environment.rst",
     params:

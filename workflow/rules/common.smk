@@ -47,7 +47,7 @@ REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"
 # trigger sees only the script. A training run adds its trainer, which run.py loads by name.
 SCRIPTS_DIR = Path(workflow.current_basedir).parent / "scripts"
 THEORY_CATEGORY = "MNIST sheet (Blatt 10)"
-PR_CATEGORY = "CIFAR sheet (Aufgabe 12): PageRank"
+PR_CATEGORY = "CIFAR sheet (Aufgabe 12)"
 PR_TEMPLATES = {
     name: str(REPORT_TEMPLATES / f"pagerank_{name}.rst")
     for name in ("hyperlink_matrix", "eigenvalues", "iteration", "convergence", "ranking", "scale")
@@ -58,9 +58,30 @@ def code_hash(script, *modules):
     return job_source_hash(str(SCRIPTS_DIR / script), *modules)
 
 
-def report_item(path, caption, category, subcategory):
+def item_labels(label):
+    """The report's label of an item: its name in the list of its subcategory, which the
+    report sorts by it (the sheets' lettered parts are labelled "(a) ...", "(b) ...")."""
+    return {"item": label}
+
+
+def report_item(path, caption, category, subcategory, label):
     """An output shown in the HTML report with the caption file written beside it."""
-    return report(path, caption=str(Path(caption).resolve()), category=category, subcategory=subcategory)
+    return report(
+        path,
+        caption=str(Path(caption).resolve()),
+        category=category,
+        subcategory=subcategory,
+        labels=item_labels(label),
+    )
+
+
+def experiment_report(experiment):
+    """Where an experiment's items go in the report: its config ``report`` (category,
+    subcategory), or, for an experiment without a figure, the Tables category."""
+    spec = config["experiments"][experiment].get("report")
+    if spec:
+        return spec
+    return {"category": "Tables", "subcategory": f"runs of {experiment}"}
 
 
 def wildcard_alternatives(names):

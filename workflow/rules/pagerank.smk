@@ -7,11 +7,21 @@
 # config. The per-graph rules are defined in a loop (one pair per graph) because a report
 # caption path cannot carry wildcards and each graph's captions state its own measured numbers.
 
+# The report lists a graph's items by these labels, in the sheet's order (a), (b), (c), then
+# the PageRank that fixes the plain iteration.
+PR_LABELS = {
+    "matrix": "(a) hyperlink matrix H",
+    "eigenvalues": "(b) eigenvalues of H",
+    "iteration": "(c) plain iteration π ← Hᵀπ",
+    "convergence": "fix 1: PageRank by power iteration (Google matrix)",
+    "ranking": "fix 2: the pages ranked by PageRank",
+}
+
 
 for _pr_name, _pr_spec in L.pagerank_graphs().items():
     _pr_data = L.graph_files(_pr_name)
     _pr_figs = L.graph_figure_files(_pr_name)
-    _pr_sub = f"12 graph {_pr_name}"
+    _pr_sub = f"12 PageRank, graph {_pr_name}"
 
     rule:
         name:
@@ -22,7 +32,9 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
             # the hyperlink matrix is a report item, with the caption the figure rule writes
             **{
                 **_pr_data,
-                "matrix": report_item(_pr_data["matrix"], _pr_figs["cap_matrix"], PR_CATEGORY, _pr_sub),
+                "matrix": report_item(
+                    _pr_data["matrix"], _pr_figs["cap_matrix"], PR_CATEGORY, _pr_sub, PR_LABELS["matrix"]
+                ),
             },
         params:
             name=_pr_name,
@@ -59,6 +71,7 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
                 _pr_figs["cap_eigenvalues"],
                 PR_CATEGORY,
                 _pr_sub,
+                PR_LABELS["eigenvalues"],
             ),
             eigenvalues_pdf=_pr_figs["eigenvalues_pdf"],
             iteration=report_item(
@@ -66,6 +79,7 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
                 _pr_figs["cap_iteration"],
                 PR_CATEGORY,
                 _pr_sub,
+                PR_LABELS["iteration"],
             ),
             iteration_pdf=_pr_figs["iteration_pdf"],
             convergence=report_item(
@@ -73,6 +87,7 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
                 _pr_figs["cap_convergence"],
                 PR_CATEGORY,
                 _pr_sub,
+                PR_LABELS["convergence"],
             ),
             convergence_pdf=_pr_figs["convergence_pdf"],
             ranking=report_item(
@@ -80,6 +95,7 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
                 _pr_figs["cap_ranking"],
                 PR_CATEGORY,
                 _pr_sub,
+                PR_LABELS["ranking"],
             ),
             ranking_pdf=_pr_figs["ranking_pdf"],
             cap_matrix=_pr_figs["cap_matrix"],
@@ -138,7 +154,8 @@ rule pagerank_scale_summary:
             f"{L.pagerank_dir}/scale/scale.png",
             f"{L.pagerank_dir}/scale/caption.rst",
             PR_CATEGORY,
-            "12 scale",
+            "12 PageRank at scale",
+            "sparse power iteration: time and memory per graph size",
         ),
         figure_pdf=f"{L.pagerank_dir}/scale/scale.pdf",
     params:

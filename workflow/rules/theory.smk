@@ -17,6 +17,7 @@ rule unstable_theory:
             f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
+            "(a) σ′(z) and its bounds 0 ≤ σ′ ≤ 1/4",
         ),
         sigmoid_prime_pdf=f"{L.unstable_dir}/sigmoid_prime.pdf",
         interval=report_item(
@@ -24,6 +25,7 @@ rule unstable_theory:
             f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
+            "(b) the window of a where |w σ′(wa + b)| ≥ 1",
         ),
         interval_pdf=f"{L.unstable_dir}/interval_length.pdf",
         lognormal=report_item(
@@ -31,6 +33,7 @@ rule unstable_theory:
             f"{L.unstable_dir}/caption.rst",
             THEORY_CATEGORY,
             "26 unstable gradients",
+            "(c) the product Q of n factors: log-normal model",
         ),
         lognormal_pdf=f"{L.unstable_dir}/lognormal.pdf",
     params:
@@ -59,6 +62,7 @@ rule complex_backprop:
             f"{L.complex_dir}/caption.rst",
             THEORY_CATEGORY,
             "Tutoraufgabe complex backprop",
+            "gradient check: backprop vs central differences",
         ),
         gradcheck_pdf=f"{L.complex_dir}/gradcheck.pdf",
         training_png=report_item(
@@ -66,6 +70,7 @@ rule complex_backprop:
             f"{L.complex_dir}/caption.rst",
             THEORY_CATEGORY,
             "Tutoraufgabe complex backprop",
+            "training: cost per iteration",
         ),
         training_pdf=f"{L.complex_dir}/training.pdf",
     params:

@@ -118,7 +118,7 @@ def plot_pagerank(labels, x, reference=None, out=None):
 
 def plot_scale(rows, out=None):
     """Scale study: time per iteration vs one sparse mat-vec, and peak memory."""
-    fig, (ax1, ax2) = subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = subplots(1, 2, figsize=(9, 4))
     kinds = sorted({r["case_kind"] for r in rows})
     for c, kind in enumerate(kinds):
         rs = sorted((r for r in rows if r["case_kind"] == kind), key=lambda r: r["links"])
@@ -134,10 +134,10 @@ def plot_scale(rows, out=None):
     ax1.set_xlabel("links (nonzeros of H)")
     ax1.set_ylabel("time (s)")
     ax1.set_title("Time per power iteration")
-    ax1.legend(fontsize=7)
+    ax1.legend(fontsize=8)
     ax2.set_xlabel("links (nonzeros of H)")
     ax2.set_ylabel("memory (MB)")
     ax2.set_title("Peak memory")
-    ax2.legend(fontsize=7)
+    ax2.legend(fontsize=8)
     fig.tight_layout()
     return finish(fig, out)

@@ -5,7 +5,9 @@ extra) -> (figure, numbers)`` and a caption template ``workflow/report/<kind>.rs
 ``extra_inputs`` are the files beyond the experiment's tables that the kind reads;
 ``needs`` are the keys the experiment must have in ``config.yaml`` for them to exist;
 ``analysis`` lists every key the experiment's ``analysis:`` may set, with its default
-(the only place these defaults are stated; other keys are refused).
+(the only place these defaults are stated; other keys are refused). ``label`` names the
+figure in the report's list of items (the list is sorted by it: ``figure: ...`` comes after
+a sheet's lettered items ``(a) ...`` and before the ``table: ...`` of the runs).
 Registered by module path, so the workflow can read this registry without importing
 matplotlib, and a figure job imports only its own kind.
 """
@@ -20,6 +22,7 @@ from typing import Any
 @dataclass(frozen=True)
 class FigureKind:
     module: str
+    label: str
     extra_inputs: tuple[str, ...] = ()
     needs: tuple[str, ...] = ()
     analysis: Mapping[str, Any] = field(default_factory=dict)
@@ -27,26 +30,40 @@ class FigureKind:
 
 FIGURE_KINDS = {
     # reference: {source, weight_init, test_accuracy: {cost: accuracy}}, published values to compare with
-    "cost_comparison": FigureKind("nnflow.report.figures.cost_comparison", analysis={"reference": None}),
+    "cost_comparison": FigureKind(
+        "nnflow.report.figures.cost_comparison",
+        "figure: accuracy per epoch for each cost",
+        analysis={"reference": None},
+    ),
     # from_epoch: first epoch shown; smooth_window: moving-average window of the plateau
     # (None: 1/20 of the epochs); reference: {source, peak_test_accuracy: {lmbda: accuracy}}
     "overfitting_l2": FigureKind(
         "nnflow.report.figures.overfitting_l2",
+        "figure: training cost and accuracy per epoch, without and with L2",
         analysis={"from_epoch": 1, "smooth_window": None, "plateau_tolerance": 0.005, "reference": None},
     ),
     "overfitting_subset": FigureKind(
-        "nnflow.report.figures.overfitting_subset", analysis={"target_train_accuracy": 0.6}
+        "nnflow.report.figures.overfitting_subset",
+        "figure: training and validation accuracy per epoch",
+        analysis={"target_train_accuracy": 0.6},
     ),
-    "update_rules": FigureKind("nnflow.report.figures.update_rules"),
+    "update_rules": FigureKind(
+        "nnflow.report.figures.update_rules", "figure: loss and accuracy per epoch for each update rule"
+    ),
     # the search's choice and the retrained winner (rules challenge_select / challenge_final)
     "random_search": FigureKind(
         "nnflow.report.figures.random_search",
+        "figure: the search's candidates and its retrained winner",
         extra_inputs=("chosen", "final_metrics", "final_test"),
         needs=("search", "final"),
         analysis={"target_test_accuracy": 0.55, "sheet_target_test_accuracy": 0.40},
     ),
     # balance_factor: an imbalance factor below this counts as balanced layers
-    "layer_gradients": FigureKind("nnflow.report.figures.layer_gradients", analysis={"balance_factor": 2.0}),
+    "layer_gradients": FigureKind(
+        "nnflow.report.figures.layer_gradients",
+        "figure: gradient norm and update per layer in trained nets",
+        analysis={"balance_factor": 2.0},
+    ),
 }
 
 

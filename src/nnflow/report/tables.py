@@ -91,7 +91,8 @@ def experiment_tables(
         info = read_json(info_path)
         tidy.append(tidy_run(metrics_path, info))
         summary.append(summarise_run(metrics_path, info))
-    return pd.concat(tidy, ignore_index=True), pd.DataFrame(summary)
+    summary = pd.DataFrame(summary)
+    return pd.concat(tidy, ignore_index=True), summary[summary_columns(summary.columns)]
 
 
 def concat_tables(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -104,6 +105,67 @@ def write_frame(path: str | os.PathLike, frame: pd.DataFrame) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.17g")
+
+
+# Headline metrics first, in this order: what a reader of the summary looks for.
+HEADLINE_METRICS = ("test_accuracy", "val_accuracy", "train_accuracy", "test_cost", "val_cost",
+                    "train_cost", "train_loss")
+
+
+def summary_columns(columns: Sequence[str]) -> list[str]:
+    """``columns`` of a summary in reading order: the run's identity (:data:`ID_COLUMNS`), its
+    ``param_*`` (sorted), the single ``test_accuracy`` evaluation of a search's winner, per
+    headline metric (:data:`HEADLINE_METRICS`) ``final_``, ``best_`` and ``best_..._epoch``,
+    then ``epochs_completed``, ``seconds`` and every other column (sorted)."""
+    present = list(dict.fromkeys(columns))
+    head = [c for c in ID_COLUMNS if c in present]
+    head += sorted(c for c in present if c.startswith("param_"))
+    metric_order = ["test_accuracy"]
+    for metric in HEADLINE_METRICS:
+        metric_order += [f"final_{metric}", f"best_{metric}", f"best_{metric}_epoch"]
+    head += [c for c in [*metric_order, "epochs_completed", "seconds"] if c in present]
+    return head + sorted(c for c in present if c not in head)
+
+
+def final_run_tables(
+    metrics_path: str | os.PathLike, run_info_path: str | os.PathLike, test_path: str | os.PathLike
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy metrics, one-row summary) of a random search's retrained winner, whose summary
+    row also carries ``test_accuracy``: its single evaluation on the test set (``test.json``)."""
+    tidy, summary = experiment_tables([metrics_path], [run_info_path])
+    test = read_json(test_path)
+    if "test_accuracy" not in test:
+        raise ValueError(f"{test_path}: no 'test_accuracy' (keys: {sorted(test)})")
+    return tidy, summary.assign(test_accuracy=float(test["test_accuracy"]))
+
+
+def study_tables(
+    metrics_paths: Sequence[str | os.PathLike],
+    summary_paths: Sequence[str | os.PathLike],
+    finals: Sequence[tuple[str | os.PathLike, str | os.PathLike, str | os.PathLike]] = (),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The study's tidy metrics and summary: the experiments' tables, then per random search
+    its retrained winner (``finals``: ``(metrics.csv, run.json, test.json)`` each), the
+    summary's columns in :func:`summary_columns` order."""
+    final_tables = [final_run_tables(*paths) for paths in finals]
+    tidy = [pd.read_csv(p) for p in metrics_paths] + [t for t, _ in final_tables]
+    summary = [pd.read_csv(p) for p in summary_paths] + [s for _, s in final_tables]
+    if not summary:
+        return pd.DataFrame(), pd.DataFrame()
+    tidy, summary = (pd.concat(frames, ignore_index=True, sort=False) for frames in (tidy, summary))
+    return tidy, summary[summary_columns(summary.columns)]
+
+
+def summary_for_reading(summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` as the report shows it: ``run_id`` becomes ``run``, the ID without the
+    experiment's name (its own column), and ``seed`` (part of the ID) is left out."""
+    run = [
+        str(r)[len(f"{e}/"):] if str(r).startswith(f"{e}/") else str(r)
+        for e, r in zip(summary["experiment"], summary["run_id"], strict=True)
+    ]
+    shown = summary.drop(columns=["run_id", "seed"]).copy()
+    shown.insert(1, "run", run)
+    return shown
 
 
 # ----------------------------------------------------------------------------- environment

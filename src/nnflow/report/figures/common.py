@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -32,12 +33,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import offset_copy
 
 from nnflow.data.sources import DATASETS
 from nnflow.nn.optim import UPDATE_RULES
 from nnflow.train.grid import LABEL_SEPARATOR
 
 SPREAD = "min–max over seeds"
+FOOTNOTE_PT = 8
 
 
 RULE_ORDER = list(UPDATE_RULES)  # the registry's order
@@ -216,11 +219,14 @@ def pretty_group(group: str) -> str:
     return ", ".join(parts)
 
 
-def draw_band(ax, curve: pd.DataFrame, label: str, color, ls="-", alpha=0.18) -> None:
+def draw_band(ax, curve: pd.DataFrame, label: str, color, ls="-", alpha=0.18, marker=None) -> None:
+    """The mean curve with its seed band; ``marker`` marks about a dozen of its points (to tell
+    apart curves that lie on top of each other)."""
     if curve.empty:
         return
     x = curve["epoch"].to_numpy()
-    ax.plot(x, curve["mean"].to_numpy(), color=color, ls=ls, lw=1.6, label=label)
+    ax.plot(x, curve["mean"].to_numpy(), color=color, ls=ls, lw=1.6, label=label, marker=marker,
+            markevery=max(1, len(x) // 12), ms=5, mfc="none")
     ax.fill_between(x, curve["lo"].to_numpy(), curve["hi"].to_numpy(), color=color, alpha=alpha, lw=0)
 
 
@@ -289,8 +295,14 @@ def new_figure(ncols: int, nrows: int = 1, width: float = 4.6, height: float = 3
 
 
 def add_footnote(fig: Figure, text: str) -> None:
+    """``text`` in small grey type just above the figure's top edge (above the title), where no
+    legend or label can lie under it; saving with a tight bounding box keeps it in the image."""
     if text:
-        fig.text(0.005, -0.01, text, fontsize=7, color="0.3", ha="left", va="top", wrap=True)
+        where = offset_copy(fig.transFigure, fig=fig, y=0.06, units="inches")
+        # about 0.5 em per character: lines no wider than the figure
+        width_chars = max(40, int(fig.get_figwidth() * 72 / (0.5 * FOOTNOTE_PT)))
+        fig.text(0.005, 1.0, textwrap.fill(text, width_chars), fontsize=FOOTNOTE_PT, color="0.3", ha="left",
+                 va="bottom", transform=where)
 
 
 def data_note(provenance: Mapping[str, Any]) -> tuple[bool, str]:

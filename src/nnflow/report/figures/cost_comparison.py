@@ -129,8 +129,8 @@ def zoom_accuracy(ax, band: pd.DataFrame, from_epoch: int, pad: float = 1.0) -> 
 
 
 def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
-    fig = new_figure(2, width=5.4, height=4.0)
-    axes = fig.subplots(1, 2)
+    fig = new_figure(2, width=4.5, height=3.8)
+    axes = fig.subplots(1, 2, sharex=True)
     E = int(tidy["epoch"].max())
     for ax, metric, name in zip(
         axes,
@@ -151,9 +151,9 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
         ax.set_title(f"Accuracy on the {name}")
         ax.grid(alpha=0.3)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=8)
+    fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
     fig.suptitle(
-        f"{numbers['dataset_label']}, {numbers['architecture']}: {costs_compared(tidy)} "
+        f"{numbers['dataset_label']}, {numbers['architecture']}: {costs_compared(tidy)}\n"
         f"(mean, band = {SPREAD}; y axis zoomed, early epochs may lie below)",
         fontsize=10,
     )

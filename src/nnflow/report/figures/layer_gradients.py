@@ -6,7 +6,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -343,7 +342,8 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
     )
     if has_updates:
         numbers["update_description"] = (
-            f"The bottom row shows how much each layer actually learned: the relative change of its weights "
+            f"The right column shows how much each layer actually learned: the relative change of its "
+            f"weights "
             f"during epoch e, ‖W_l(e) − W_l(e−1)‖ / ‖W_l(e−1)‖ (log scale, epochs 1–{numbers['epochs']}). "
             f"The update ratio u compares layer {last} with layer {first} (geometric mean over epochs and "
             "seeds); its imbalance factor is max(u, 1/u)."
@@ -351,7 +351,7 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
     else:
         numbers["update_description"] = (
             "The runs record no relative weight updates per layer, so the figure has only the "
-            "gradient-norm row."
+            "gradient-norm column."
         )
     numbers["update_answer"] = _update_answer(groups, has_updates, first, last, balance)
     return numbers
@@ -365,25 +365,26 @@ def _log_axis(ax) -> None:
 
 
 def unstable_figure(tidy, analysis, numbers) -> Figure:
+    """One row per grid point, at most two columns (gradient norms; relative updates if
+    recorded), so the figure stays readable at the report's width however many grid points."""
     runs = run_table(tidy)
     groups = groups_in_order(tidy)
     grad_layers = layer_columns(tidy)
     upd_layers = update_layer_columns(tidy) if numbers.get("has_update_norms") else []
-    rows = [("grad_norm_layer", grad_layers)] + ([(UPDATE_PREFIX, upd_layers)] if upd_layers else [])
-    ncols, nrows = len(groups), len(rows)
-    fig = new_figure(ncols, nrows, width=4.0, height=3.1)
-    axes = fig.subplots(nrows, ncols, sharex=True, sharey="row", squeeze=False)
+    columns = [("grad_norm_layer", grad_layers)] + ([(UPDATE_PREFIX, upd_layers)] if upd_layers else [])
+    ncols, nrows = len(columns), len(groups)
+    fig = new_figure(ncols, nrows, width=4.4, height=2.9)
+    axes = fig.subplots(nrows, ncols, sharex=True, sharey="col", squeeze=False)
     all_layers = sorted(set(grad_layers) | set(upd_layers))
-    colors = dict(
-        zip(all_layers, matplotlib.colormaps["viridis"](np.linspace(0.0, 0.85, len(all_layers))), strict=True)
-    )
+    # a qualitative palette: neighbouring layers must not be neighbouring shades
+    colors = {layer: f"C{k % 10}" for k, layer in enumerate(all_layers)}
     first, last = numbers["first_hidden_layer"], numbers["last_hidden_layer"]
     info = {x["group"]: x for x in numbers["groups"]}
     legend: dict[str, Any] = {}
-    for i, (prefix, layers) in enumerate(rows):
+    for i, (prefix, layers) in enumerate(columns):
         bands = {l: seed_band(tidy, f"{prefix}{l}", geometric=True) for l in layers}
         for j, g in enumerate(groups):
-            ax, x, p = axes[i, j], info[g], group_params(runs, g)
+            ax, x, p = axes[j, i], info[g], group_params(runs, g)
             n = 0
             for l in layers:
                 c = group_curve(bands[l], g)
@@ -396,44 +397,43 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
                 legend.setdefault(lab, h)
             _log_axis(ax)
             int_epochs(ax)
+            lr = value_text(p.get("learning_rate"))
+            point = f"{p.get('activation')} + {p.get('update_rule')} (lr {lr})"
             if i == 0:
                 ax.set_title(
-                    f"{p.get('activation')} + {p.get('update_rule')} "
-                    f"(lr {value_text(p.get('learning_rate'))}, n={n} seeds)\n"
-                    f"gradient ratio layer {last}/{first}: "
+                    f"{point}, n={n} seeds\ngradient ratio layer {last}/{first}: "
                     f"{num(x['ratio_init'], 3)} → {num(x['ratio_end'], 3)}",
                     fontsize=9,
                 )
+                ax.set_ylabel(r"$\|\partial C/\partial b^l\|$")
             else:
-                ax.set_title(f"update ratio layer {last}/{first}: {num(x['update_ratio'], 3)}", fontsize=9)
-            if i == nrows - 1:
+                ax.set_title(f"{point}\nupdate ratio layer {last}/{first}: {num(x['update_ratio'], 3)}",
+                             fontsize=9)
+                ax.set_ylabel("relative update")
+            if j == nrows - 1:
                 ax.set_xlabel("epoch")
-        axes[i, 0].set_ylabel(
-            "gradient norm " + r"$\|\partial C/\partial b^l\|$"
-            if i == 0
-            else "relative update per epoch\n" + r"$\|W_l(e)-W_l(e-1)\| \,/\, \|W_l(e-1)\|$"
-        )
-    rows_text = (
-        "top: gradient norm per layer (epoch 0 = at initialisation)\n"
-        "bottom: relative weight change per layer during each epoch (how much the layer learned)"
+    columns_text = (
+        "left: gradient norm per layer (epoch 0 = at initialisation);\n"
+        r"right: relative weight change per epoch $\|W_l(e)-W_l(e-1)\|\,/\,\|W_l(e-1)\|$"
         if upd_layers
         else "gradient norm per layer (epoch 0 = at initialisation); no relative updates recorded"
     )
     fig.suptitle(
-        f"{numbers['dataset_label']}, {numbers['architecture']}, one column per grid point — {rows_text}\n"
+        f"{numbers['dataset_label']}, {numbers['architecture']}: one row per grid point\n{columns_text}\n"
         f"log y axes; line = geometric mean, band = {SPREAD}",
         fontsize=10,
     )
     layer_items = [(h, lab) for lab, h in legend.items() if lab.startswith("layer")]
-    div_items = [(h, lab.replace(" seed ", "\nseed ")) for lab, h in legend.items() if "diverged" in lab]
+    div_items = [(h, lab) for lab, h in legend.items() if "diverged" in lab]
     items = layer_items + div_items
     fig.legend(
         [h for h, _ in items],
         [lab for _, lab in items],
-        loc="outside right center",
-        fontsize=8,
-        title="colour = layer l" + ("\ndotted, × = diverged run" if div_items else ""),
-        title_fontsize=8,
+        loc="outside lower center",
+        ncols=min(len(layer_items), 3) or 1,
+        fontsize=9,
+        title="colour = layer l" + ("; dotted, × = diverged run" if div_items else ""),
+        title_fontsize=9,
     )
     return fig
 

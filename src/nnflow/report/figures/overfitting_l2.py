@@ -176,8 +176,8 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
 def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     from_epoch = numbers["from_epoch"]
     sub = tidy[tidy["epoch"] >= from_epoch]
-    fig = new_figure(3, width=4.4, height=3.8)
-    ax_cost, ax_test, ax_gap = fig.subplots(1, 3)
+    fig = new_figure(1, 3, width=6.8, height=2.8)
+    ax_cost, ax_test, ax_gap = fig.subplots(3, 1, sharex=True)
     cost = seed_band(sub, "train_cost")
     test = seed_band(sub, "test_accuracy", scale=100)
     train = seed_band(sub, "train_accuracy", scale=100)
@@ -197,8 +197,11 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
                 lw=0.9,
                 label=f"λ = {x['lmbda']:g}: plateau from epoch {x['stop_improving_epoch']}",
             )
-        draw_band(ax_gap, group_curve(train, g), f"λ = {x['lmbda']:g} training", color)
-        draw_band(ax_gap, group_curve(test, g), f"λ = {x['lmbda']:g} test", color, ls="--", alpha=0.1)
+        # each λ its own marker: the training curves of different λ can lie on top of each other
+        marker = "osD^v"[i % 5]
+        draw_band(ax_gap, group_curve(train, g), f"λ = {x['lmbda']:g} training", color, marker=marker)
+        draw_band(ax_gap, group_curve(test, g), f"λ = {x['lmbda']:g} test", color, ls="--", alpha=0.1,
+                  marker=marker)
     ax_cost.set_title("Training cost (log scale)")
     ax_cost.set_yscale("log")
     ax_cost.set_ylabel("cost per training example (incl. L2 term)")
@@ -208,11 +211,11 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     ax_gap.set_ylabel("accuracy (%)")
     for ax in (ax_cost, ax_test, ax_gap):
         int_epochs(ax)
-        ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax_gap.set_xlabel("epoch")
     fig.suptitle(
-        f"{numbers['dataset_label']}, {numbers['n_train_text']} training images, {costs_compared(tidy)}, "
+        f"{numbers['dataset_label']}, {numbers['n_train_text']} training images, {costs_compared(tidy)},\n"
         f"epochs {from_epoch}–{numbers['epochs']}: "
         f"overfitting with and without L2 (mean, band = {SPREAD})",
         fontsize=10,

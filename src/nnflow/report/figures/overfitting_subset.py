@@ -93,8 +93,8 @@ def cifar_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
 
 
 def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
-    fig = new_figure(2, width=5.0, height=3.9)
-    ax_acc, ax_loss = fig.subplots(1, 2)
+    fig = new_figure(2, width=4.4, height=3.9)
+    ax_acc, ax_loss = fig.subplots(1, 2, sharex=True)
     train = seed_band(tidy, "train_accuracy", scale=100)
     val = seed_band(tidy, "val_accuracy", scale=100)
     loss = seed_band(tidy, "train_loss")
@@ -124,9 +124,9 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
         int_epochs(ax)
         ax.set_xlabel("epoch (0 = before training)" if ax is ax_acc else "epoch")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=8)
     fig.suptitle(
-        f"{numbers['dataset_label']}, {numbers['n_train_text']} training pairs, {numbers['architecture']}: "
+        f"{numbers['dataset_label']}, {numbers['n_train_text']} training pairs, {numbers['architecture']}:\n"
         f"overfitting (mean, band = {SPREAD})",
         fontsize=10,
     )

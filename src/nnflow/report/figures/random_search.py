@@ -46,6 +46,25 @@ def _param_text(params: Mapping[str, Any], keys: Sequence[str] = KEY_PARAMS) -> 
     return ", ".join(out)
 
 
+def _candidate_label(candidate: Mapping[str, Any]) -> str:
+    """'cand=003: 1000x500, batchnorm, adam, lr 0.0012': the candidate's widths and
+    normalisation (what most often decides between candidates), rule and learning rate."""
+    p = candidate.get("params", {})
+    parts = []
+    if p.get("hidden_dims") is not None:
+        dims = p["hidden_dims"]
+        parts.append("x".join(str(d) for d in dims) if isinstance(dims, list | tuple) else str(dims))
+    if "normalization" in p:
+        parts.append(str(p["normalization"] or "no norm"))
+    if "update_rule" in p:
+        parts.append(str(p["update_rule"]))
+    lr = p.get("learning_rate")
+    if isinstance(lr, float | int):
+        parts.append(f"lr {lr:.2g}")
+    name = grid_label(candidate["run_id"])
+    return f"{name}: {', '.join(parts)}" if parts else name
+
+
 def challenge_numbers(
     tidy: pd.DataFrame,
     analysis: Mapping[str, Any],
@@ -105,7 +124,7 @@ def challenge_numbers(
 def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test) -> Figure:
     runs = run_table(tidy)
     info = {r.run_id: r for r in runs.itertuples()}
-    fig = new_figure(2, width=5.4, height=4.2)
+    fig = new_figure(2, width=4.5, height=4.2)
     ax_bar, ax_fin = fig.subplots(1, 2, width_ratios=[1.1, 1])
     cands = sorted(
         chosen.get("candidates", []),
@@ -127,15 +146,9 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
             hatch="//" if div else None,
             edgecolor="white" if not div else "0.3",
         )
-        p = c.get("params", {})
-        lr = p.get("learning_rate")
-        labels.append(
-            f"{grid_label(c['run_id'])}: {p.get('update_rule', '?')}, lr {lr:.2g}"
-            if isinstance(lr, float)
-            else grid_label(c["run_id"])
-        )
+        labels.append(_candidate_label(c))
         if not math.isnan(v):
-            ax_bar.text(v + 0.3, y, f"{v:.1f}", va="center", fontsize=7)
+            ax_bar.text(v + 0.3, y, f"{v:.1f}", va="center", fontsize=8)
         if div:
             k = r.diverged_epoch
             x0 = 0 if math.isnan(v) else v
@@ -145,10 +158,10 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
                 y,
                 f"diverged at epoch {'?' if pd.isna(k) else int(k)}",
                 va="center",
-                fontsize=7,
+                fontsize=8,
             )
             diverged_labelled = True
-    ax_bar.set_yticks(ys, labels, fontsize=7)
+    ax_bar.set_yticks(ys, labels, fontsize=8)
     handles = [
         Patch(color="C3", label=f"chosen: {grid_label(chosen['run_id'])}"),
         Patch(color="C0", label="other candidates"),
@@ -159,7 +172,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_bar.set_xlim(0, 1.15 * top)
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
     ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
-    ax_bar.legend(handles=handles, fontsize=7, loc="lower right")
+    ax_bar.legend(handles=handles, fontsize=8, loc="lower right")
     ax_bar.grid(axis="x", alpha=0.3)
 
     fm = final_metrics.sort_values("epoch")
@@ -196,7 +209,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_fin.set_ylabel("accuracy (%)")
     ax_fin.set_title("Chosen configuration retrained (1 run)")
     ax_fin.grid(alpha=0.3)
-    ax_fin.legend(fontsize=7, loc="lower right")
+    ax_fin.legend(fontsize=8, loc="lower right")
     fig.suptitle(
         f"{numbers['dataset_label']}: random search, selection on validation accuracy, one test evaluation",
         fontsize=10,

@@ -108,8 +108,8 @@ def cifar_optimizers_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) ->
 
 def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
     runs = run_table(tidy)
-    fig = new_figure(3, width=4.3, height=3.8)
-    axes = fig.subplots(1, 3)
+    fig = new_figure(1, 3, width=6.8, height=2.8)
+    axes = fig.subplots(3, 1, sharex=True)
     specs = [
         ("train_loss", 1.0, "mean minibatch loss of the epoch", "Training loss"),
         ("train_accuracy", 100.0, "accuracy (%)", "Training accuracy"),
@@ -124,12 +124,12 @@ def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
             lab = f"{p.get('update_rule')} (lr {lr}, n={n} seeds)"
             draw_band(ax, group_curve(band, g), lab, f"C{i}")
             draw_diverged(ax, tidy, g, metric, f"C{i}", scale=scale, label_runs=metric == "train_loss")
-        ax.set_xlabel("epoch (0 = before training)" if metric != "train_loss" else "epoch")
         int_epochs(ax)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    axes[-1].set_xlabel("epoch (0 = before training)")
+    axes[0].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(
         f"{numbers['dataset_label']}, {numbers['architecture']}: update rules (mean, band = {SPREAD})",
         fontsize=10,
