@@ -272,7 +272,10 @@ def test_an_orphaned_job_and_a_rerun_never_train_the_same_run_at_once(prepared, 
     """Killing only Snakemake's main process leaves its job running; after --unlock a rerun's
     job refuses to write into the same checkpoint, naming the orphan's PID."""
     mirror, _ = prepared
-    work = _workdir(prepared, tmp_path / "orphan", _long_run_config())
+    cfg = _long_run_config()
+    # Long enough (minutes) to outlive --unlock and the rerun on a loaded machine; killed below.
+    cfg["experiments"]["mnist_overfitting"]["params"]["epochs"] = 20 * EPOCHS
+    work = _workdir(prepared, tmp_path / "orphan", cfg)
     main = _start(work, mirror)
     _wait_for_epoch(work, main, 1)
     os.kill(main.pid, signal.SIGKILL)  # the main process only: its job lives on
