@@ -21,6 +21,7 @@ from nnflow.lockfile import (
     compare_with_lock,
     container_image,
     file_sha256,
+    locked_requirements,
     read_lock,
     requirements_digest,
     stamp_lock,
@@ -58,19 +59,36 @@ def test_the_lock_agrees_with_pyproject():
 OTHER = "compiled from other requirements"
 
 
-@pytest.mark.parametrize(
-    ("old", "new", "expected"),
-    [
-        # still satisfied by the pinned pandas: only the recorded digest notices the edit
-        ('"pandas>=2.1"', '"pandas>=2.2"', [OTHER]),
-        ('"numpy>=1.26"', '"numpy>=3"', [OTHER, "'numpy>=3' (dependencies) but"]),
-        ('"ruff>=0.6",', '"ruff>=0.6",\n    "rich>=13",', [OTHER, "'rich>=13' (test) is not pinned"]),
-    ],
-)
-def test_an_edited_requirement_fails_the_check(project_copy, old, new, expected):
+def requirement(pyproject: Path, group: str, index: int = 0) -> tuple[str, str]:
+    """(text, name) of a requirement of the pyproject copy: the edits below work on whatever
+    pyproject.toml requires today, not on a hard-coded version."""
+    text = locked_requirements(pyproject)[group][index]
+    return text, re.match(r"[A-Za-z0-9._-]+", text).group(0)
+
+
+def still_satisfied(pyproject: Path) -> tuple[str, str, list[str]]:
+    # the pins still satisfy it: only the recorded digest notices the edit
+    text, _ = requirement(pyproject, "workflow")
+    return text, f"{text},!=0.0.1", [OTHER]
+
+
+def not_satisfied(pyproject: Path) -> tuple[str, str, list[str]]:
+    text, name = requirement(pyproject, "dependencies")
+    return text, f"{name}>=9999", [OTHER, f"'{name}>=9999' (dependencies) but"]
+
+
+def added(pyproject: Path) -> tuple[str, str, list[str]]:
+    text, _ = requirement(pyproject, "test", -1)
+    expected = [OTHER, "'nnflow-lock-probe>=1' (test) is not pinned"]
+    return text, f'{text}",\n    "nnflow-lock-probe>=1', expected
+
+
+@pytest.mark.parametrize("change", [still_satisfied, not_satisfied, added])
+def test_an_edited_requirement_fails_the_check(project_copy, change):
     pyproject, lock = project_copy
     assert check_lock(pyproject, lock) == []
-    edit(pyproject, old, new)
+    old, new, expected = change(pyproject)
+    edit(pyproject, f'"{old}"', f'"{new}"')
     problems = check_lock(pyproject, lock)
     assert len(problems) == len(expected), problems
     for problem, needle in zip(problems, expected, strict=True):
@@ -80,7 +98,8 @@ def test_an_edited_requirement_fails_the_check(project_copy, old, new, expected)
 
 def test_make_lock_stamps_the_digest_and_the_check_passes_again(project_copy):
     pyproject, lock = project_copy
-    edit(pyproject, '"pandas>=2.1"', '"pandas>=2.2"')
+    old, new, _ = still_satisfied(pyproject)
+    edit(pyproject, f'"{old}"', f'"{new}"')
     assert stamp_lock(lock, pyproject) == requirements_digest(pyproject)
     assert check_lock(pyproject, lock) == []
     assert read_lock(lock).pins == read_lock(LOCK).pins
@@ -90,8 +109,10 @@ def test_make_lock_stamps_the_digest_and_the_check_passes_again(project_copy):
 def test_reformatting_the_requirements_keeps_the_digest(project_copy):
     pyproject, _ = project_copy
     before = requirements_digest(pyproject)
-    edit(pyproject, '"snakemake>=9,<10",\n    "snakemake-executor-plugin-slurm>=1.0",',
-         '"snakemake-executor-plugin-slurm >= 1.0",\n    "snakemake >= 9, <10",')
+    first, _ = requirement(pyproject, "workflow", 0)
+    second, _ = requirement(pyproject, "workflow", 1)
+    spaced = re.sub(r"([<>=!~]=?|,)", r" \1 ", second)
+    edit(pyproject, f'"{first}",\n    "{second}",', f'"{spaced}",\n    "{first}",')
     assert requirements_digest(pyproject) == before
 
 
