@@ -110,3 +110,61 @@ def test_environment_rst_is_a_well_formed_list_table():
     assert parsed[1][table.columns.get_loc("thread_env")] == "OMP=1 OPENBLAS=1 MKL=1"
     assert parsed[2][table.columns.get_loc("thread_env")] == "OMP=4 OPENBLAS_CORETYPE=Zen"
     assert parsed[2][table.columns.get_loc("n_runs")] == "2"
+
+
+def with_lock(env, **lock):
+    env = copy.deepcopy(env)
+    env["lock"] = {"file": "requirements/lock.txt", "sha256": "d387c5cb9e3e" + "0" * 52, "matches": True,
+                   "differences": [], "unlocked": [], **lock}
+    return env
+
+
+def test_environment_table_shows_the_lock_and_flags_a_run_that_did_not_use_it():
+    differences = ["numpy 2.5.5 (lock: 2.4.6)", "scipy missing (lock: 1.17.1)"]
+    drifted = with_lock(ENV, matches=False, differences=differences)
+    unlocked = copy.deepcopy(ENV)
+    unlocked["lock"] = None
+    infos = [
+        info("mnist_cost", 1, with_lock(ENV)),
+        info("mnist_cost", 2, with_lock(ENV, unlocked=["torch==2.13.0+cpu"])),
+        info("mnist_cost", 3, drifted),
+        info("mnist_cost", 4, unlocked),
+        info("mnist_cost", 5),
+    ]
+    table = environment_table(infos)
+    assert list(table["lock"]) == ["d387c5cb9e3e", "d387c5cb9e3e", "d387c5cb9e3e", "none", "n/a"]
+    assert list(table["lock_status"]) == [
+        "exact",
+        "exact, plus torch==2.13.0+cpu",
+        "DIFFERS: numpy 2.5.5 (lock: 2.4.6); scipy missing (lock: 1.17.1)",
+        "no lock: installed from pyproject.toml's ranges",
+        "not recorded",
+    ]
+    text = environment_rst(table)
+    assert text.rstrip().endswith(
+        r"NOT all runs used one locked environment: 2 runs lock d387c5cb9e3e exactly; "
+        r"1 run an environment that differs from lock d387c5cb9e3e; 1 run no lock; "
+        r"1 run an environment recorded without its lock (see the lock\_status column)."
+    )
+
+
+def test_environment_rst_states_that_all_runs_used_the_same_lock():
+    infos = [info("a", seed, with_lock(ENV)) for seed in (1, 2, 3)]
+    infos.append(info("b", 1, with_lock(ENV, unlocked=["torch==2.13.0+cpu"])))
+    text = environment_rst(environment_table(infos))
+    assert text.rstrip().endswith(
+        "All 4 runs used the locked environment d387c5cb9e3e exactly "
+        "(1 of them with packages installed beyond the lock)."
+    )
+    other_lock = with_lock(ENV, sha256="0123456789ab" + "0" * 52)
+    text = environment_rst(environment_table([info("a", 1, with_lock(ENV)), info("a", 2, other_lock)]))
+    assert (
+        "NOT all runs used one locked environment: 1 run lock d387c5cb9e3e exactly; 1 run lock 0123456789ab"
+    ) in text
+    docutils_core = pytest.importorskip("docutils.core")
+    from docutils import nodes
+
+    doctree = docutils_core.publish_doctree(text, settings_overrides={"report_level": 5, "halt_level": 5})
+    assert not list(doctree.findall(nodes.system_message))
+    (paragraph,) = [p for p in doctree.findall(nodes.paragraph) if p.astext().startswith("NOT all")]
+    assert "lock_status" in paragraph.astext()

@@ -209,6 +209,27 @@ def test_every_model_the_workflow_writes_loads_and_reproduces_its_numbers(smoke)
     assert test["weights"] == f"best validation accuracy, epoch {test['best_epoch']} of {test['epochs']}"
 
 
+def test_every_run_records_the_lock_it_ran_under(smoke):
+    import json
+
+    from nnflow.lockfile import LOCK_PATH, file_sha256
+
+    work, _ = smoke
+    lock_sha256 = file_sha256(ROOT / LOCK_PATH)
+    run_jsons = sorted((work / "results" / "runs").rglob("run.json"))
+    assert len(run_jsons) == len(expand_runs(yaml.safe_load(SMOKE_CONFIG.read_text())["experiments"]))
+    for path in run_jsons:
+        env = json.loads(path.read_text())["environment"]
+        assert env["lock"]["sha256"] == lock_sha256, path
+        assert env["lock"]["matches"], f"{path}: not the locked environment: {env['lock']['differences']}"
+        assert f"numpy=={np.__version__}" in env["installed"]
+    table = pd.read_csv(work / "results" / "environment.csv", dtype=str)
+    assert set(table["lock"]) == {lock_sha256[:12]}
+    assert all(status.startswith("exact") for status in table["lock_status"])
+    caption = (work / "results" / "environment.rst").read_text()
+    assert f"All {len(run_jsons)} runs used the locked environment {lock_sha256[:12]} exactly" in caption
+
+
 def test_second_run_does_nothing(smoke):
     work, mirror = smoke
     assert planned_jobs(work, mirror) == {}

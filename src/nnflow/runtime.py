@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 import nnflow
+from nnflow.lockfile import installed_distributions, installed_packages, lock_record
 
 THREAD_VARIABLES = (
     "OMP_NUM_THREADS",
@@ -78,9 +79,13 @@ def environment(workdir: str | os.PathLike | None = None) -> dict[str, Any]:
 
     ``git_commit`` is that of ``workdir``, by default of the checkout the nnflow
     package is imported from (the workflow's code, wherever the jobs run).
+    ``lock`` is the lock file this environment should match, its sha256 and how the
+    installed distributions differ from it (:func:`nnflow.lockfile.lock_record`; ``None``
+    without a lock), ``installed`` the ``name==version`` of every installed distribution.
     """
     if workdir is None:
         workdir = Path(nnflow.__file__).resolve().parent
+    installed = installed_distributions()
     return {
         "nnflow": nnflow.__version__,
         "python": platform.python_version(),
@@ -96,4 +101,6 @@ def environment(workdir: str | os.PathLike | None = None) -> dict[str, Any]:
         "blas": blas_info(),
         "thread_env": {var: os.environ.get(var) for var in THREAD_VARIABLES},
         "git_commit": git_commit(workdir),
+        "lock": lock_record(installed),
+        "installed": installed_packages(installed),
     }

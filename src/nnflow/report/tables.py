@@ -180,6 +180,8 @@ ENVIRONMENT_COLUMNS = [
     "thread_env",
     "threads",
     "git_commit",
+    "lock",
+    "lock_status",
 ]
 _THREAD_ORDER = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -209,11 +211,43 @@ def _thread_env_text(env: Any) -> str:
     return text or "none set"
 
 
+_LOCK_STATUS_SHOWN = 3  # differences named in a lock_status cell; the rest are counted
+
+
+def _names_text(items: list[str]) -> str:
+    shown = "; ".join(items[:_LOCK_STATUS_SHOWN])
+    more = len(items) - _LOCK_STATUS_SHOWN
+    return shown + (f"; and {more} more" if more > 0 else "")
+
+
+def _lock_columns(env: dict[str, Any]) -> tuple[str, str]:
+    """(lock, lock_status) of one run's environment (see :func:`environment_row`)."""
+    if "lock" not in env:
+        return "n/a", "not recorded"
+    record = env["lock"]
+    if record is None:
+        return "none", "no lock: installed from pyproject.toml's ranges"
+    digest = str(record.get("sha256") or "unreadable")[:12]
+    differences = list(record.get("differences") or [])
+    if differences or not record.get("matches"):
+        return digest, "DIFFERS: " + (_names_text(differences) or "not the locked versions")
+    unlocked = list(record.get("unlocked") or [])
+    return digest, "exact" + (f", plus {_names_text(unlocked)}" if unlocked else "")
+
+
 def environment_row(info: dict[str, Any]) -> dict[str, Any]:
-    """The environment columns of one run.json (``n/a`` for what an older run does not record)."""
+    """The environment columns of one run.json (``n/a`` for what an older run does not record).
+
+    ``lock`` is the first 12 hex digits of the sha256 of the lock file the run compared its
+    environment with (``none`` without a lock), ``lock_status`` the comparison: ``exact``
+    (every locked distribution at its pinned version; ``, plus name==version`` lists what
+    was installed beyond the lock), or ``DIFFERS: ...`` naming the distributions that were
+    missing or at another version.
+    """
     env = info.get("environment") or {}
     packages = env.get("packages") or {}
     threads = info.get("threads")
+    lock, lock_status = _lock_columns(env)
     return {
         "nnflow": _text(env.get("nnflow")),
         "python": _text(env.get("python")),
@@ -224,6 +258,8 @@ def environment_row(info: dict[str, Any]) -> dict[str, Any]:
         "thread_env": _thread_env_text(env.get("thread_env")),
         "threads": "n/a" if threads is None else str(threads),
         "git_commit": _text(env.get("git_commit")),
+        "lock": lock,
+        "lock_status": lock_status,
     }
 
 
@@ -249,8 +285,37 @@ def _rst_cell(value: Any) -> str:
     return text
 
 
+def lock_verdict(table: pd.DataFrame) -> str:
+    """One sentence on ``table`` (from :func:`environment_table`): whether every run used
+    the same lock exactly, or which runs did not (empty for no runs)."""
+    if table.empty:
+        return ""
+    total = int(table["n_runs"].sum())
+    exact = table[table["lock_status"].str.startswith("exact")]
+    digests = sorted(set(exact["lock"]))
+    if len(exact) == len(table) and len(digests) == 1:
+        plus = int(exact.loc[exact["lock_status"] != "exact", "n_runs"].sum())
+        extra = f" ({plus} of them with packages installed beyond the lock)" if plus else ""
+        return f"All {total} runs used the locked environment {digests[0]} exactly{extra}."
+    groups: dict[str, int] = {}
+    for rec in table.to_dict("records"):
+        status = rec["lock_status"]
+        if status.startswith("exact"):
+            key = f"lock {rec['lock']} exactly"
+        elif status.startswith("DIFFERS"):
+            key = f"an environment that differs from lock {rec['lock']}"
+        elif rec["lock"] == "none":
+            key = "no lock"
+        else:
+            key = "an environment recorded without its lock"
+        groups[key] = groups.get(key, 0) + int(rec["n_runs"])
+    parts = [f"{n} run{'' if n == 1 else 's'} {key}" for key, n in groups.items()]
+    return "NOT all runs used one locked environment: " + "; ".join(parts) + " (see the lock_status column)."
+
+
 def environment_rst(table: pd.DataFrame, title: str = "Software environment of the runs") -> str:
-    """``table`` (from :func:`environment_table`) as an RST list-table for a report caption.
+    """``table`` (from :func:`environment_table`) as an RST list-table for a report caption,
+    followed by :func:`lock_verdict`.
 
     Git commits are shortened to 12 characters (keeping a ``-dirty`` mark).
     """
@@ -269,4 +334,7 @@ def environment_rst(table: pd.DataFrame, title: str = "Software environment of t
     for cells in body:
         for i, cell in enumerate(cells):
             lines.append(f"   {'*' if i == 0 else ' '} - {_rst_cell(cell)}")
+    verdict = lock_verdict(table)
+    if verdict:
+        lines += ["", _rst_cell(verdict)]
     return "\n".join(lines) + "\n"
