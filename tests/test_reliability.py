@@ -204,23 +204,30 @@ def test_sigkilled_job_resumes_from_its_checkpoint_bit_for_bit(prepared, tmp_pat
 
     reference = _start(ref, mirror)  # the uninterrupted run, on the other core
     victim = _start(work, mirror)
-    _wait_for_epoch(work, victim, 2)
+    try:
+        _wait_for_epoch(work, victim, 2)
+        # Frozen (SIGSTOP) while the second workflow is refused: on a loaded machine the job
+        # could otherwise finish its epochs before the kill below.
+        os.killpg(victim.pid, signal.SIGSTOP)
+        code, out = _snakemake(work, mirror, _target(work), check=False, timeout=120)  # concurrent
+        assert code != 0 and LOCK_MESSAGE in out and "--unlock" in out, out
+        assert victim.poll() is None  # the first workflow is undisturbed
+    finally:
+        _kill(victim)
+    try:  # the reference never outlives a failure here
+        run_dir = work / "results" / "runs" / RUN
+        assert not (run_dir / "run.json").exists()  # killed before the end: no complete run
+        ckpt_epoch = json.loads((work / "results" / "checkpoints" / RUN / "state.json").read_text())["epoch"]
+        assert 2 <= ckpt_epoch < EPOCHS
 
-    code, out = _snakemake(work, mirror, _target(work), check=False, timeout=120)  # concurrent
-    assert code != 0 and LOCK_MESSAGE in out and "--unlock" in out, out
-    assert victim.poll() is None  # the first workflow is undisturbed
-
-    _kill(victim)
-    run_dir = work / "results" / "runs" / RUN
-    assert not (run_dir / "run.json").exists()  # killed before the end: no complete run
-    ckpt_epoch = json.loads((work / "results" / "checkpoints" / RUN / "state.json").read_text())["epoch"]
-    assert 2 <= ckpt_epoch < EPOCHS
-
-    code, out = _snakemake(work, mirror, "--rerun-incomplete", _target(work), check=False)
-    assert code != 0 and LOCK_MESSAGE in out  # the killed workflow's lock is left behind
-    _snakemake(work, mirror, "--unlock", _target(work))
-    _, out = _snakemake(work, mirror, "--rerun-incomplete", _target(work))
-    assert reference.wait(timeout=300) == 0, (ref / "snakemake.out").read_text()
+        code, out = _snakemake(work, mirror, "--rerun-incomplete", _target(work), check=False)
+        assert code != 0 and LOCK_MESSAGE in out  # the killed workflow's lock is left behind
+        _snakemake(work, mirror, "--unlock", _target(work))
+        _, out = _snakemake(work, mirror, "--rerun-incomplete", _target(work))
+        assert reference.wait(timeout=300) == 0, (ref / "snakemake.out").read_text()
+    finally:
+        if reference.poll() is None:
+            _kill(reference)
 
     log = (work / "results" / "logs" / "runs" / f"{RUN}.log").read_text()
     resumed = [int(m) for m in re.findall(r"resuming from checkpoint after epoch (\d+)", log)]

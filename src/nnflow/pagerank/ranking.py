@@ -369,6 +369,19 @@ def time_matvec(a: sp.csr_array, repeats: int = 5) -> float:
 
 
 def _maxrss_mb() -> float | None:
+    """This process's peak resident memory in MB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status``, which counts this program only;
+    ``ru_maxrss`` survives ``execve``, so a job started by a large process (Snakemake,
+    pytest with torch loaded) would report its parent's size. Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     try:
         import resource
     except ImportError:  # pragma: no cover - not on Windows
