@@ -124,8 +124,10 @@ def challenge_numbers(
 def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test) -> Figure:
     runs = run_table(tidy)
     info = {r.run_id: r for r in runs.itertuples()}
-    fig = new_figure(2, width=4.5, height=4.2)
-    ax_bar, ax_fin = fig.subplots(1, 2, width_ratios=[1.1, 1])
+    # One panel per row: the candidates' labels need the width, and at the report's width
+    # two panels side by side collide (titles) and shrink the text below 8 px.
+    fig = new_figure(1, nrows=2, width=7.5, height=3.6)
+    ax_bar, ax_fin = fig.subplots(2, 1, height_ratios=[max(len(chosen.get("candidates", [])), 4), 10])
     cands = sorted(
         chosen.get("candidates", []),
         key=lambda c: -1.0 if c.get("val_accuracy") is None else float(c["val_accuracy"]),
@@ -172,7 +174,8 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_bar.set_xlim(0, 1.15 * top)
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
     ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
-    ax_bar.legend(handles=handles, fontsize=8, loc="lower right")
+    ax_bar.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22),
+                  ncol=len(handles), frameon=False)  # below the axis: never over a bar
     ax_bar.grid(axis="x", alpha=0.3)
 
     fm = final_metrics.sort_values("epoch")
@@ -209,7 +212,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_fin.set_ylabel("accuracy (%)")
     ax_fin.set_title("Chosen configuration retrained (1 run)")
     ax_fin.grid(alpha=0.3)
-    ax_fin.legend(fontsize=8, loc="lower right")
+    ax_fin.legend(fontsize=8, loc="lower right")  # below the curves, which start low only at epoch 0
     fig.suptitle(
         f"{numbers['dataset_label']}: random search, selection on validation accuracy, one test evaluation",
         fontsize=10,
