@@ -102,6 +102,7 @@ class Progress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._previous: Progress | None = None  # the reporter current() gave before `with self:`
         self._started = self._last_line = clock()
         self._total: int | None = None
         self._first_done = self._done = 0
