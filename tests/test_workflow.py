@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from snakemake_output import job_stats
+from snakemake_output import job_blocks, job_stats
 
 from nnflow.data.synthetic import write_mirror
 from nnflow.train.grid import expand_runs
@@ -499,7 +499,7 @@ def test_full_config_dry_run_lists_every_run_with_resources(full_dry_run):
     for run_id in expand_runs(cfg["experiments"]):
         experiment, rest = run_id.split("/", 1)
         assert f"wildcards: experiment={experiment}, run={rest}" in out, run_id
-    train_blocks = [b for b in out.split("\n\n") if re.search(r"rule train_(network2|solver):", b)]
+    train_blocks = [b for b in job_blocks(out) if re.match(r"rule train_(network2|solver):", b)]
     assert train_blocks
     for block in train_blocks:
         assert re.search(r"resources: .*runtime=\d+.*mem_mb=\d+", block), block
@@ -510,7 +510,7 @@ def test_full_config_dry_run_lists_every_run_with_resources(full_dry_run):
         experiment, rest = re.search(r"wildcards: experiment=(\S+), run=(\S+)", block).groups()
         declared = int(re.search(r"mem_mb=(\d+)", block).group(1))
         assert declared == layout.run_mem_mb(layout.runs[f"{experiment}/{rest}"]), block
-    (final,) = [b for b in out.split("\n\n") if "rule challenge_final:" in b]
+    (final,) = [b for b in job_blocks(out) if b.startswith("rule challenge_final:")]
     assert int(re.search(r"mem_mb=(\d+)", final).group(1)) == layout.final_mem_mb("cifar_challenge")
     candidates = layout.runs_of("cifar_challenge")
     assert layout.final_mem_mb("cifar_challenge") > max(layout.run_mem_mb(r) for r in candidates)
