@@ -212,6 +212,8 @@ def test_a_solver_run_reports_its_validation_accuracy(rng):
     ({"status": "completed", "epochs_completed": 4, "seconds": 2.0, "final": {"val_accuracy": 0.335},
       "best_epoch": 3, "best_val_accuracy": 0.35},
      "done: val accuracy 33.50% (best 35.00% at epoch 3) after 4 epochs, 2s"),
+    ({"status": "completed", "epochs_completed": 1, "seconds": 0.2, "final": {"test_accuracy": 0.5}},
+     "done: test accuracy 50.00% after 1 epoch, 0s"),
 ])
 def test_the_finished_line_leads_with_the_headline_metric(info, line):
     assert finished_line(info) == line

@@ -82,6 +82,10 @@ def _percent(value: Any) -> str:
     return f"{100 * value:.2f}%" if isinstance(value, int | float) else "n/a"
 
 
+def _epochs(n: Any) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
 def finished_line(info: dict[str, Any]) -> str:
     """A finished run in one line, its headline metric first: the test accuracy measured once
     (a search's final run), else the final test accuracy (network2), else the final
@@ -89,16 +93,16 @@ def finished_line(info: dict[str, Any]) -> str:
     accuracy 95.54% after 30 epochs, 1m10s"."""
     final, epochs, took = info.get("final") or {}, info.get("epochs_completed"), duration(info["seconds"])
     if info.get("status") == "diverged":
-        return f"diverged in epoch {info.get('diverged_epoch')} ({epochs} epochs completed), {took}"
+        return f"diverged in epoch {info.get('diverged_epoch')} ({_epochs(epochs)} completed), {took}"
     if info.get("test_accuracy") is not None:
         return (f"done: test accuracy {_percent(info['test_accuracy'])} ({info.get('weights')}), "
-                f"{epochs} epochs, {took}")
+                f"{_epochs(epochs)}, {took}")
     if "test_accuracy" in final:
-        return f"done: test accuracy {_percent(final['test_accuracy'])} after {epochs} epochs, {took}"
+        return f"done: test accuracy {_percent(final['test_accuracy'])} after {_epochs(epochs)}, {took}"
     best = ""
     if info.get("best_epoch") is not None:
         best = f" (best {_percent(info.get('best_val_accuracy'))} at epoch {info['best_epoch']})"
-    return f"done: val accuracy {_percent(final.get('val_accuracy'))}{best} after {epochs} epochs, {took}"
+    return f"done: val accuracy {_percent(final.get('val_accuracy'))}{best} after {_epochs(epochs)}, {took}"
 
 
 def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, provenance,
