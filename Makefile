@@ -9,6 +9,10 @@
 #   make snapshot NAME=before   # keep the current results (small files; weights by hash)
 #   make compare                # the newest snapshot against results/ (or A=... B=...)
 #   make runs                   # list the runs, parameters and headline metrics (DIR=...)
+# While `make reproduce` runs, each job prints progress lines to the terminal (run, epoch
+# i/N, metric, ETA; NNFLOW_PROGRESS=0 silences them, =1 keeps them when output is not a
+# terminal; NNFLOW_PROGRESS_INTERVAL=seconds); it ends with the report's path and the
+# headline numbers (`python -m nnflow headline`).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
@@ -50,6 +54,7 @@ endif
 reproduce: venv
 	$(BIN)/snakemake --profile profiles/default --cores $(CORES) $(SNAKEMAKE_ARGS)
 	$(BIN)/snakemake --profile profiles/default --report results/report.html
+	$(BIN)/python -m nnflow headline --report results/report.html
 
 lint: venv
 	$(BIN)/ruff check src tests workflow/scripts benchmarks

@@ -18,3 +18,9 @@ def job_stats(text: str) -> dict[str, int]:
         if match.group(1) != "total":
             counts[match.group(1)] = int(match.group(2))
     return counts
+
+
+def job_blocks(text: str) -> list[str]:
+    """The job blocks Snakemake prints ("rule NAME:" or "localrule NAME:" and its indented
+    lines), each up to the next block: they are not separated by blank lines."""
+    return [b for b in re.split(r"\n(?=(?:local)?rule \S+:\n)", text) if re.match(r"(local)?rule \S+:\n", b)]

@@ -18,6 +18,7 @@ import pytest
 
 from nnflow.compare.diff import compare
 from nnflow.compare.figure import comparison_figure, draw_comparison, figure_rows
+from nnflow.compare.headline import headline_text
 from nnflow.compare.results import SNAPSHOT_MANIFEST, load_result_set, resolve, sha256_file
 from nnflow.compare.snapshot import make_snapshot
 from nnflow.compare.text import comparison_text, runs_text
@@ -270,6 +271,49 @@ def test_runs_lists_every_run_with_the_parameters_that_vary_and_headline_metrics
     assert "final val acc" in blocks["cifar_optimizers"]
 
 
+# ------------------------------------------------------------------------------ headline
+
+
+def _add_search(root: Path, data) -> float:
+    """A random search's candidate and its final run (retrained, tested once); the test accuracy."""
+    write_run(root, data, "cifar_challenge/cand=000/seed=1", SOLVER, trainer="solver")
+    spec = {"experiment": "cifar_challenge", "run_id": "cifar_challenge/final", "seed": 1,
+            "trainer": "solver", "dataset": "cifar10", "params": SOLVER}
+    rows, weights, status, meta, extra = train_solver(spec, data, Checkpoint(None, spec), evaluate_test=True)
+    final_dir = Path(ResultTree(str(root)).experiments) / "cifar_challenge" / "final"
+    outputs = {key: str(final_dir / name) for key, name in {**RUN_OUTPUTS, **SOLVER_OUTPUTS}.items()}
+    write_run_outputs(spec, rows, weights, status, meta, extra, outputs, data["provenance"], 1, 0.5)
+    return extra["test_accuracy"]
+
+
+def _final(root: Path, run_id: str, key: str) -> float:
+    return json.loads((Path(ResultTree(str(root)).run_dir(run_id)) / "run.json").read_text())["final"][key]
+
+
+def test_headline_lists_each_label_as_mean_over_seeds_and_a_search_by_its_final_run(result_sets, tmp_path):
+    _, b = result_sets
+    results = _copy(b, tmp_path / "results")
+    test_accuracy = _add_search(results, _data(np.random.default_rng(3)))
+    write_summary(results)
+    report = tmp_path / "report.html"
+    text = headline_text(load_result_set(results, hash_models=False), report)
+    assert text.splitlines()[0] == f"Report: not built yet ({report}; `make reproduce` builds it)"
+    rows = [line.split() for line in text.splitlines()[4:]]
+    mnist = [_final(results, f"mnist_cost/eta=0.5/seed={seed}", "test_accuracy") for seed in (1, 2, 3)]
+    adam = _final(results, "cifar_optimizers/update_rule=adam/seed=1", "val_accuracy")
+    assert rows == [  # summary.csv's order; the search's candidate is left out
+        ["cifar_optimizers", "update_rule=adam", "final", "val", "accuracy", f"{100 * adam:.2f}%", "1"],
+        ["mnist_cost", "eta=0.5", "final", "test", "accuracy", f"{100 * sum(mnist) / 3:.2f}%",
+         f"{100 * min(mnist):.2f}%-{100 * max(mnist):.2f}%", "3"],
+        ["cifar_challenge", "final", "test", "accuracy", "(once)", f"{100 * test_accuracy:.2f}%", "1"],
+    ]
+    report.write_text("<html></html>")
+    proc = _cli("headline", "--results", results, "--report", report)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == f"Report: {report} ({report.resolve().as_uri()})"
+    assert proc.stdout.splitlines()[1:] == text.splitlines()[1:]
+
+
 # ------------------------------------------------------------------------------ snapshots
 
 
@@ -354,6 +398,7 @@ def test_cli_compares_the_newest_snapshot_with_the_results_by_default(result_set
     (["compare", "{tmp}/empty", "{a}"], "{tmp}/empty: no results here"),
     (["compare"], "no snapshot in {results}/snapshots/ to compare with"),
     (["runs", "{tmp}/empty"], "{tmp}/empty: no results here"),
+    (["headline", "{tmp}/empty"], "{tmp}/empty: no results here"),
     (["compare", "{a}", "{a}", "--threshold", "-1"], "threshold=-1.0: expected a finite number >= 0"),
 ])
 def test_bad_input_exits_2_with_a_message_naming_it(result_sets, tmp_path, args, message):
@@ -370,6 +415,6 @@ def test_bad_input_exits_2_with_a_message_naming_it(result_sets, tmp_path, args,
 def test_help_explains_each_command():
     proc = _cli("--help")
     assert proc.returncode == 0
-    assert all(name in proc.stdout for name in ("runs", "snapshot", "compare"))
+    assert all(name in proc.stdout for name in ("runs", "snapshot", "compare", "headline"))
     proc = _cli("compare", "--help")
     assert "--threshold" in proc.stdout and "results/snapshots/" in proc.stdout

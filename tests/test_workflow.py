@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from snakemake_output import job_stats
+from snakemake_output import job_blocks, job_stats
 
 from nnflow.data.synthetic import write_mirror
 from nnflow.train.grid import expand_runs
@@ -478,10 +478,9 @@ def test_a_new_update_rule_needs_its_function_and_registry_entry(copy_of, tmp_pa
     assert "update_rule: 'sign_sgd' is not one of" in proc.stdout + proc.stderr
 
 
-def test_full_config_dry_run_lists_every_run_with_resources():
-    """The full config builds its DAG; every training job names threads, memory and runtime."""
-    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
-    assert cfg["experiments"]["mnist_cost"]["params"]["epochs"] == 30
+@pytest.fixture(scope="module")
+def full_dry_run() -> subprocess.CompletedProcess:
+    """A dry run of every job of the full config, with the workflow profile (profiles/default)."""
     proc = subprocess.run(
         [SNAKEMAKE, "-n", "--directory", str(ROOT), "-s", str(ROOT / "Snakefile"),
          "--forceall", "--cores", "2"],
@@ -489,11 +488,18 @@ def test_full_config_dry_run_lists_every_run_with_resources():
         env={**os.environ, "NNFLOW_DATA_MIRROR": ""},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    out = proc.stdout
+    return proc
+
+
+def test_full_config_dry_run_lists_every_run_with_resources(full_dry_run):
+    """The full config builds its DAG; every training job names threads, memory and runtime."""
+    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text()))
+    assert cfg["experiments"]["mnist_cost"]["params"]["epochs"] == 30
+    out = full_dry_run.stdout
     for run_id in expand_runs(cfg["experiments"]):
         experiment, rest = run_id.split("/", 1)
         assert f"wildcards: experiment={experiment}, run={rest}" in out, run_id
-    train_blocks = [b for b in out.split("\n\n") if re.search(r"rule train_(network2|solver):", b)]
+    train_blocks = [b for b in job_blocks(out) if re.match(r"rule train_(network2|solver):", b)]
     assert train_blocks
     for block in train_blocks:
         assert re.search(r"resources: .*runtime=\d+.*mem_mb=\d+", block), block
@@ -504,7 +510,14 @@ def test_full_config_dry_run_lists_every_run_with_resources():
         experiment, rest = re.search(r"wildcards: experiment=(\S+), run=(\S+)", block).groups()
         declared = int(re.search(r"mem_mb=(\d+)", block).group(1))
         assert declared == layout.run_mem_mb(layout.runs[f"{experiment}/{rest}"]), block
-    (final,) = [b for b in out.split("\n\n") if "rule challenge_final:" in b]
+    (final,) = [b for b in job_blocks(out) if b.startswith("rule challenge_final:")]
     assert int(re.search(r"mem_mb=(\d+)", final).group(1)) == layout.final_mem_mb("cifar_challenge")
     candidates = layout.runs_of("cifar_challenge")
     assert layout.final_mem_mb("cifar_challenge") > max(layout.run_mem_mb(r) for r in candidates)
+
+
+def test_job_blocks_show_no_empty_shell_command(full_dry_run):
+    """Every rule is a script: a job block must not end with "Shell command: None" (printshellcmds)."""
+    out = full_dry_run.stdout + full_dry_run.stderr
+    assert re.search(r"rule train_network2:", out)
+    assert "Shell command: None" not in out

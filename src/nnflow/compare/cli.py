@@ -1,4 +1,5 @@
-"""``python -m nnflow``: list the runs of a result set, keep snapshots, compare two result sets.
+"""``python -m nnflow``: list the runs of a result set, keep snapshots, compare two result sets,
+and the headline numbers at the end of a reproduction.
 
 Bad input (a directory without results, an unknown snapshot, an unreadable file) ends
 as argparse ends a bad command line: the usage, one line naming the problem, exit 2.
@@ -12,12 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nnflow.compare.diff import Comparison, compare
+from nnflow.compare.headline import headline_text
 from nnflow.compare.results import DEFAULT_RESULTS, latest_snapshot, load_result_set, resolve
 from nnflow.compare.snapshot import make_snapshot
 from nnflow.compare.text import comparison_text, runs_text
 from nnflow.files import write_csv
 
 DEFAULT_CONFIG = "config.yaml"  # the Snakefile's configfile
+DEFAULT_REPORT = "results/report.html"  # where `make reproduce` writes the report
 COMPARISON_COLUMNS = ["kind", "where", "key", "old", "new", "delta"]
 WHERE = (
     "A result set is a results directory (default: results/) or a snapshot, named by its "
@@ -97,6 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
                            "(headline accuracy of each changed run, A vs B)")
     _results_option(comp)
     comp.set_defaults(handler=_compare, command_parser=comp)
+
+    headline = commands.add_parser(
+        "headline", help="where the report is, and the headline number of each experiment's runs",
+        description="Print the report's path and one row per experiment and run label: the headline "
+                    "metric (a search's final test accuracy measured once, else the final test "
+                    "accuracy of network2 runs, else the final validation accuracy of Solver runs) as "
+                    "the mean and min-max over seeds. `make reproduce` ends with it. " + WHERE)
+    headline.add_argument("source", nargs="?", metavar="DIR",
+                          help="the result set (default: the results directory)")
+    headline.add_argument("--report", default=DEFAULT_REPORT, metavar="FILE",
+                          help="the HTML report to point to (default: %(default)s)")
+    _results_option(headline)
+    headline.set_defaults(handler=_headline, command_parser=headline)
     return parser
 
 
@@ -108,6 +124,11 @@ def comparison_rows(c: Comparison) -> list[dict[str, object]]:
 def _runs(args: argparse.Namespace) -> str:
     results = load_result_set(resolve(args.source, args.results), hash_models=False, all_runs=args.all_runs)
     return runs_text(results, args.experiment)
+
+
+def _headline(args: argparse.Namespace) -> str:
+    results = load_result_set(resolve(args.source, args.results), hash_models=False)
+    return headline_text(results, args.report)
 
 
 def _snapshot(args: argparse.Namespace) -> str:

@@ -7,19 +7,23 @@ import time
 from typing import Any
 
 from nnflow.files import read_json, write_json
+from nnflow.progress import Progress, current
 from nnflow.train.checkpoint import Checkpoint
-from nnflow.train.run import load_dataset, parse_spec, write_run_outputs
+from nnflow.train.run import finished_line, load_dataset, parse_spec, write_run_outputs
 from nnflow.train.trainers.solver import train_solver
 
 
 def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], data_dir: str | os.PathLike,
                 outputs: dict[str, str], checkpoint_dir: str | os.PathLike | None = None,
-                threads: int = 1, code: str | None = None) -> dict[str, Any]:
+                threads: int = 1, code: str | None = None,
+                progress: Progress | None = None) -> dict[str, Any]:
     """Retrain the chosen candidate with the final budget and evaluate it once on the test set.
 
     The test set sees the weights of the epoch with the best validation accuracy (the
     Solver's best parameters; see :func:`~nnflow.train.trainers.solver.train_solver`).
+    ``progress`` as for :func:`~nnflow.train.run.train_run`.
     """
+    progress = current() if progress is None else progress
     chosen = read_json(chosen_path)
     final = parse_spec(final)
     spec = dict(chosen["spec"])
@@ -30,12 +34,14 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
     checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
     with checkpoint.hold():
         started = time.perf_counter()
-        rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True)
+        rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True,
+                                                       progress=progress)
         seconds = time.perf_counter() - started
         info = write_run_outputs(spec, rows, params, status, meta, extra, outputs,
                                  data["provenance"], threads, seconds, checkpoint.record)
         _write_test(outputs["test"], chosen, spec, rows, status, extra)
         checkpoint.remove()
+    progress.finish(finished_line(info))
     return info
 
 

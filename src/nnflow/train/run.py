@@ -30,6 +30,7 @@ from typing import Any
 from nnflow.data.prepared import load_prepared
 from nnflow.files import write_csv, write_json
 from nnflow.nn.model_io import save_model
+from nnflow.progress import Progress, current, duration
 from nnflow.runtime import environment
 from nnflow.train.checkpoint import Checkpoint, data_identity
 from nnflow.train.trainers import get_trainer
@@ -53,24 +54,55 @@ def train_run(
     checkpoint_dir: str | os.PathLike | None = None,
     threads: int = 1,
     code: str | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Train one run and write its outputs (see the module docstring); return run.json's content.
 
     ``code`` identifies the code the checkpoint is bound to (the workflow passes the job's
-    source hash; default: every nnflow module).
+    source hash; default: every nnflow module). ``progress`` (default: the running job's,
+    :func:`nnflow.progress.current`) hears of each epoch and ends with :func:`finished_line`.
     """
+    progress = current() if progress is None else progress
     spec = parse_spec(spec)
     train = get_trainer(spec["trainer"])
     data = load_dataset(data_dir)
     checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
     with checkpoint.hold():
         started = time.perf_counter()
-        rows, params, status, model_meta, extra = train(spec, data, checkpoint)
+        rows, params, status, model_meta, extra = train(spec, data, checkpoint, progress=progress)
         seconds = time.perf_counter() - started
         info = write_run_outputs(spec, rows, params, status, model_meta, extra, outputs,
                                  data["provenance"], threads, seconds, checkpoint.record)
         checkpoint.remove()
+    progress.finish(finished_line(info))
     return info
+
+
+def _percent(value: Any) -> str:
+    return f"{100 * value:.2f}%" if isinstance(value, int | float) else "n/a"
+
+
+def _epochs(n: Any) -> str:
+    return f"{n} epoch{'' if n == 1 else 's'}"
+
+
+def finished_line(info: dict[str, Any]) -> str:
+    """A finished run in one line, its headline metric first: the test accuracy measured once
+    (a search's final run), else the final test accuracy (network2), else the final
+    validation accuracy (Solver runs, with the best one and its epoch). E.g. "done: test
+    accuracy 95.54% after 30 epochs, 1m10s"."""
+    final, epochs, took = info.get("final") or {}, info.get("epochs_completed"), duration(info["seconds"])
+    if info.get("status") == "diverged":
+        return f"diverged in epoch {info.get('diverged_epoch')} ({_epochs(epochs)} completed), {took}"
+    if info.get("test_accuracy") is not None:
+        return (f"done: test accuracy {_percent(info['test_accuracy'])} ({info.get('weights')}), "
+                f"{_epochs(epochs)}, {took}")
+    if "test_accuracy" in final:
+        return f"done: test accuracy {_percent(final['test_accuracy'])} after {_epochs(epochs)}, {took}"
+    best = ""
+    if info.get("best_epoch") is not None:
+        best = f" (best {_percent(info.get('best_val_accuracy'))} at epoch {info['best_epoch']})"
+    return f"done: val accuracy {_percent(final.get('val_accuracy'))}{best} after {_epochs(epochs)}, {took}"
 
 
 def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, provenance,

@@ -1,10 +1,12 @@
 """Glue between a Snakemake ``script:`` and the package.
 
 Scripts stay a few lines long: they open :func:`job`, which sends stdout and
-stderr to the rule's log, sets up logging, and limits BLAS threads to the
-job's ``threads``; then they call one nnflow function. Every job's log says
-what the job read (first line) and what it wrote (last line), so no log is
-empty, whatever the function logs itself.
+stderr to the rule's log, sets up logging, limits BLAS threads to the job's
+``threads`` and reports progress on the terminal (:mod:`nnflow.progress`: the
+stderr the job was started with, labelled with the rule and its wildcards); then
+they call one nnflow function. Every job's log says what the job read (first
+line) and what it wrote (last line), so no log is empty, whatever the function
+logs itself.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from nnflow.progress import Progress
 from nnflow.runtime import limit_threads
 
 log = logging.getLogger("nnflow.workflow.jobs")
@@ -40,9 +43,18 @@ def _size(path: str) -> str:
     return f"{n} B" if n < 1000 else f"{n / 1000:.1f} kB" if n < 1e6 else f"{n / 1e6:.1f} MB"
 
 
+def job_label(smk: Any) -> str:
+    """A job's name in progress lines: its rule and wildcard values, e.g.
+    "train_network2 mnist_cost/cost=quadratic/seed=1"."""
+    rule = getattr(smk, "rule", None) or "job"
+    values = [str(v) for v in (getattr(smk, "wildcards", None) or [])]
+    return f"{rule} {'/'.join(values)}" if values else rule
+
+
 @contextlib.contextmanager
 def job(smk: Any) -> Iterator[Any]:
-    """Context for the body of a Snakemake script: log redirection and thread limits."""
+    """Context for the body of a Snakemake script: log redirection, thread limits and the
+    job's progress reporter (:func:`nnflow.progress.current` inside the block)."""
     log_path = smk.log[0] if len(smk.log) else None
     stream = open(log_path, "a", buffering=1, encoding="utf-8") if log_path else None
     old_out, old_err = sys.stdout, sys.stderr
@@ -56,9 +68,11 @@ def job(smk: Any) -> Iterator[Any]:
     )
     try:
         limit_threads(int(getattr(smk, "threads", 1) or 1))
+        progress = Progress.from_environment(job_label(smk), old_err)  # the terminal, not the log
         rule = getattr(smk, "rule", None) or "job"
         log.info("%s: reading %s", rule, file_list(smk.input))
-        yield smk
+        with progress:
+            yield smk
         log.info("%s: wrote %s", rule, file_list(smk.output, sizes=True))
     except BaseException:
         log.exception("job failed")

@@ -1,7 +1,8 @@
 """The trainers: the one registry of how a run of each kind is trained.
 
-A trainer is a function ``train(spec, data, checkpoint) -> Trained`` in its own
-module, registered here by *module path*: :func:`nnflow.train.run.train_run`
+A trainer is a function ``train(spec, data, checkpoint, progress=None) -> Trained``
+in its own module (``progress``: a :class:`nnflow.progress.Progress` told of each
+epoch), registered here by *module path*: :func:`nnflow.train.run.train_run`
 imports only the trainer a run names, so a run's source hash (see
 :mod:`nnflow.workflow.sourcehash`) covers its own trainer's code and not the
 others'. Add a trainer by writing its module and one entry in :data:`TRAINERS`.

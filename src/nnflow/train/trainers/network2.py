@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from nnflow.nn import checks, network2, network2_io
+from nnflow.progress import Progress
 from nnflow.train.checkpoint import Checkpoint, rng_state, set_rng_state
 from nnflow.train.trainers import Trained, take_first
 
@@ -17,11 +18,14 @@ log = logging.getLogger(__name__)
 NETWORK2_INIT = {"default": "default_weight_initializer", "large": "large_weight_initializer"}
 
 
-def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpoint):
+def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpoint,
+                   progress: Progress | None = None):
     """Nielsen's experiment: SGD on the training set, monitored on the test set.
 
-    Returns a :class:`~nnflow.train.trainers.Trained`.
+    Each epoch is reported to ``progress`` with its test accuracy. Returns a
+    :class:`~nnflow.train.trainers.Trained`.
     """
+    progress = Progress.silent() if progress is None else progress
     p = spec["params"]
     epochs = checks.count("train_network2", "params['epochs']", p["epochs"], 0)
     X, y = take_first(data["X_train"], data["y_train"], p.get("train_size"))
@@ -58,12 +62,14 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
         })
         epoch_seconds.append(now - clock[0])
         log.info("%s", epoch_line(rows[-1], epochs, epoch_seconds[-1]))
+        progress.epoch(rows[-1]["epoch"], f"test accuracy {100 * rows[-1]['test_accuracy']:.2f}%")
         arrays = {f"w{i}": w for i, w in enumerate(network.weights)}
         arrays.update({f"b{i}": b for i, b in enumerate(network.biases)})
         checkpoint.save(arrays, {"epoch": start_epoch + j + 1, "rows": rows,
                                  "epoch_seconds": epoch_seconds, "rng": rng_state(network.rng)})
         clock[0] = time.perf_counter()
 
+    progress.epochs(epochs, start_epoch)
     mini_batch_size = min(p["mini_batch_size"], max(n_train, 1))  # what SGD uses: never more than the data
     net.SGD(
         (X, y),

@@ -10,6 +10,7 @@ from nnflow.nn import checks
 from nnflow.nn.fc_net import NORMALIZATIONS as FC_NORMALIZATIONS
 from nnflow.nn.fc_net import STATE, FullyConnectedNet
 from nnflow.nn.solver import Solver
+from nnflow.progress import Progress
 from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.trainers import Trained, take_first
 
@@ -64,7 +65,7 @@ def build_model(p: dict[str, Any], input_dim: int, dtype: np.dtype, seed: int, n
 
 
 def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpoint,
-                 evaluate_test: bool = False):
+                 evaluate_test: bool = False, progress: Progress | None = None):
     """A FullyConnectedNet trained by the Solver, one epoch at a time.
 
     Training goes epoch by epoch so that each epoch can add what the Solver does
@@ -74,9 +75,10 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
     CS231n's Solver does: they are the model's arrays in ``model.npz`` (the last
     epoch's under ``last_``), ``best_epoch`` is in run.json and model.json, and
     ``evaluate_test`` measures the test accuracy of these weights. The metrics
-    rows are those of every epoch, as trained. Returns a
-    :class:`~nnflow.train.trainers.Trained`.
+    rows are those of every epoch, as trained. Each epoch is reported to ``progress``
+    with its validation accuracy. Returns a :class:`~nnflow.train.trainers.Trained`.
     """
+    progress = Progress.silent() if progress is None else progress
     p = spec["params"]
     # the Solver is driven one epoch at a time (train(until_epoch=k)) up to this
     num_epochs = checks.count("train_solver", "params['num_epochs']", p["num_epochs"], 0)
@@ -114,11 +116,13 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
         extras = [{"epoch": 0, "iteration": 0,
                    **(_layer_norms(model, *probe) if track else {})}]
 
+    progress.epochs(num_epochs, solver.epoch)
     for epoch in range(solver.epoch + 1, num_epochs + 1):
         before = _weights(model) if track else None
         solver.train(until_epoch=epoch)
         if solver.status == "diverged":
             break
+        progress.epoch(epoch, f"val accuracy {100 * solver.val_acc_history[-1]:.2f}%")
         extras.append({"epoch": epoch, "iteration": solver.iteration,
                        **(_layer_norms(model, *probe) if track else {}),
                        **(_relative_updates(before, _weights(model)) if track else {})})
