@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from nnflow.files import read_json
+from nnflow.report.captions import percent_text
 from nnflow.report.figures.common import (
     grid_label,
     int_epochs,
@@ -148,7 +149,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
         )
         labels.append(_candidate_label(c))
         if not math.isnan(v):
-            ax_bar.text(v + 0.3, y, f"{v:.1f}", va="center", fontsize=8)
+            ax_bar.text(v + 0.3, y, percent_text(v), va="center", fontsize=8)
         if div:
             k = r.diverged_epoch
             x0 = 0 if math.isnan(v) else v
