@@ -172,8 +172,8 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     top = max([100 * float(c["val_accuracy"]) for c in cands if c.get("val_accuracy")] or [1.0])
     ax_bar.set_xlim(0, 1.15 * top)
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
-    ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
-    ax_bar.legend(handles=handles, fontsize=8, loc="lower right")
+    ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)", fontsize=10)
+    ax_bar.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     ax_bar.grid(axis="x", alpha=0.3)
 
     fm = final_metrics.sort_values("epoch")
@@ -208,9 +208,9 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_fin.set_xlabel("epoch (0 = before training)")
     int_epochs(ax_fin)
     ax_fin.set_ylabel("accuracy (%)")
-    ax_fin.set_title("Chosen configuration retrained (1 run)")
+    ax_fin.set_title("Chosen configuration retrained (1 run)", fontsize=10)
     ax_fin.grid(alpha=0.3)
-    ax_fin.legend(fontsize=8, loc="lower right")
+    ax_fin.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16))  # below: never over the data
     fig.suptitle(
         f"{numbers['dataset_label']}: random search, selection on validation accuracy, one test evaluation",
         fontsize=10,
