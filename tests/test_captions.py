@@ -64,12 +64,9 @@ def config_values() -> dict[str, str]:
     return found
 
 
-def test_literal_numbers_finds_facts_but_not_names():
-    assert literal_numbers("Blatt 10, Aufgabe 25a on CIFAR-10: $epochs epochs, ${n}x, depth 30, 1e-14") == [
-        "30", "14"]
-
-
 def test_caption_templates_state_no_config_fact():
+    example = "Blatt 10, Aufgabe 25a on CIFAR-10: $epochs epochs, ${n}x, depth 30, 1e-14"
+    assert literal_numbers(example) == ["30", "14"]
     values = config_values()
     stated = {
         path.name: sorted(set(literal_numbers(path.read_text(encoding="utf-8"))) - MATHS)
@@ -154,6 +151,7 @@ def test_solver_captions_follow_the_config(cfg, tmp_path):
     assert f"{len(dims)} hidden" in caption.replace("two", "2").replace("three", "3")
     assert f"{dims[-1]} units" in caption
     assert f"{cfg['train_size']:,} CIFAR-10" in caption and f"for {E} epochs" in caption
+    assert f"**Answer.** After {E} epochs, " in caption
     assert f"n={len(cfg['seeds'])}" in caption
 
 
