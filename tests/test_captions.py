@@ -262,3 +262,16 @@ def test_percentages_and_points_have_two_decimals_targets_stay_as_configured():
     assert format_value(0.07, "best_margin_points") == "0.07"
     assert format_value(60.0, "target_train_pct") == "60" and format_value(0.5, "plateau_points") == "0.5"
     assert format_value(0.012341, "lowest_loss") == "0.01234"
+
+
+def test_theory_figures_write_numbers_as_their_caption_does():
+    from nnflow.theory import figures as pt
+    from nnflow.theory import unstable as u
+
+    mu, s2 = -0.012341, 0.5
+    table = u.lognormal_growth_table(mu, s2, [1, 2], np.random.default_rng(0), 500)
+    (ax,) = pt.plot_lognormal(table, mu, s2).axes
+    assert f"$\\mu$ = {format_value(mu)}" in ax.get_title() and format_value(mu) == "-0.01234"
+    fig = pt.plot_interval_length(np.linspace(4, 30, 50), np.linspace(0.1, 0.2, 50), 6.89412, 0.447712)
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert f"maximum {format_value(0.447712)} at |w| = {format_value(6.89412)}" in labels

@@ -4,7 +4,8 @@ Tutoraufgabe 6) and complex-valued backprop (Blatt 10 Tutoraufgabe).
 Every function takes already-computed data (no maths beyond trivial
 evaluation for drawing), returns the matplotlib Figure and, if ``out`` is
 given, saves it to ``<out>.png`` and ``<out>.pdf`` (``out`` may carry either
-suffix or none). Legends sit below the axes, never over the data.
+suffix or none). Legends sit below the axes, never over the data; numbers are written as the
+captions write them (``captions.format_value``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from nnflow.report.captions import format_value
 from nnflow.report.drawing import finish, subplots
 
 __all__ = [
@@ -46,7 +48,7 @@ def plot_sigmoid_prime(z, sigma_prime, bound: dict | None = None, out=None):
             [bound["max"]],
             "o",
             color="C3",
-            label=f"max = {bound['max']:.6g} at z = {bound['argmax']:.3g}",
+            label=f"max = {format_value(bound['max'])} at z = {format_value(bound['argmax'])}",
         )
     ax.set_xlabel("pre-activation $z$ (dimensionless)")
     ax.set_ylabel(r"$\sigma'(z)$ (dimensionless)")
@@ -65,10 +67,10 @@ def plot_interval_length(w_abs, length, argmax_w: float, max_length: float, out=
         [max_length],
         "o",
         color="C3",
-        label=f"maximum {max_length:.4f} at |w| = {argmax_w:.3f}",
+        label=f"maximum {format_value(max_length)} at |w| = {format_value(argmax_w)}",
     )
     ax.annotate(
-        f"max = {max_length:.4f}\n|w| = {argmax_w:.3f}",
+        f"max = {format_value(max_length)}\n|w| = {format_value(argmax_w)}",
         xy=(argmax_w, max_length),
         xytext=(argmax_w + 0.25 * (np.max(w_abs) - argmax_w), 0.85 * max_length),
         arrowprops={"arrowstyle": "->"},
@@ -133,7 +135,7 @@ def plot_lognormal(table: dict, mu: float, s2: float, out=None):
     ax.set_yscale("log")
     ax.set_xlabel("number of factors $n = L - \\ell$")
     ax.set_ylabel("$Q^\\ell = q^{\\ell+1}\\cdots q^L$ (dimensionless)")
-    ax.set_title(f"Log-normal model, $\\mu$ = {mu:.4g}, $s^2$ = {s2:.4g}")
+    ax.set_title(f"Log-normal model, $\\mu$ = {format_value(mu)}, $s^2$ = {format_value(s2)}")
     handles, labels = ax.get_legend_handles_labels()
     if short:
         handles.append(Line2D([], [], marker="o", ls="none", color="0.3", mfc="none"))
