@@ -758,3 +758,14 @@ def test_overfitting_figure_shows_every_epoch_and_marks_from_epoch(tmp_path, mon
         marks = [line for line in ax.get_lines() if list(line.get_xdata()) == [25, 25]]
         assert len(marks) == 1, "from_epoch is marked by one vertical line"
     assert "marks epoch 25" in " ".join(caption.split())
+
+
+def test_cost_figure_of_a_short_run_has_no_zoomed_row(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    runs = [write_run(tmp_path, "mnist_cost", f"cost={cost}", 1, {"cost": cost, "sizes": [784, 10, 10]},
+                      network2_wide(np.array([0.2, 0.3]), np.array([0.25, 0.35])))
+            for cost in ("quadratic", "cross_entropy")]
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    (fig,) = saved
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    assert "Every epoch is shown (too few epochs for a zoomed row)." in caption

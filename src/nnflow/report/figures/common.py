@@ -240,7 +240,9 @@ def compare_seeds(name_a: str, a: Sequence[float], name_b: str, b: Sequence[floa
         return verdict, f"no difference beyond seed spread between {name_a} and {name_b} ({values})"
     if verdict == "single seed":
         return verdict, (
-            f"{name_a} vs {name_b}: {values}, from a single seed: no seed spread to judge the difference by"
+            f"{name_a} {percent(mean_a)} vs {name_b} {percent(mean_b)} "
+            f"({points_text(mean_a - mean_b)} points; a single seed, so no seed spread to judge "
+            "the difference by)"
         )
     word = "ahead of" if verdict == "higher" else "behind"
     return verdict, f"{name_a} is {word} {name_b} beyond the seed spread ({values})"

@@ -109,6 +109,13 @@ def mnist_cost_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[
         )
     numbers["ce_beats_quadratic"] = bool(beats) and all(beats)
     numbers["spread_rule"] = SEED_SPREAD_RULE
+    start = zoom_from_epoch(tidy)
+    numbers["panels"] = (
+        f"The top row shows every epoch; the bottom row zooms into epochs {start}–{numbers['epochs']} "
+        "(the dashed box above)."
+        if start is not None
+        else "Every epoch is shown (too few epochs for a zoomed row)."
+    )
     if cmp_lines:
         first = min(x["first_epoch"] for x in groups)
         numbers["cost_comparison"] = (
@@ -142,6 +149,17 @@ def mnist_cost_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[
     return numbers
 
 
+MIN_ZOOM_EPOCHS = 3  # a zoomed row needs at least this many epochs to show a course
+
+
+def zoom_from_epoch(tidy: pd.DataFrame) -> int | None:
+    """First epoch of the figure's zoomed row (the later epochs, from a sixth of the run on, but not
+    before epoch 2); None when the run is too short for one."""
+    E, first = int(tidy["epoch"].max()), int(tidy["epoch"].min())
+    start = max(2, E // 6)
+    return start if E - start + 1 >= MIN_ZOOM_EPOCHS and start > first else None
+
+
 def _final_pct(final_runs: pd.DataFrame, group: str) -> list[float]:
     """The final test accuracy (%) of each completed seed of ``group``."""
     return list(100 * final_runs.loc[final_runs["group"] == group, "value"].to_numpy(dtype=float))
@@ -161,11 +179,12 @@ def zoom_range(band: pd.DataFrame, from_epoch: int, pad: float = 1.0) -> tuple[f
 def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
     """Top row: test and training accuracy over every epoch (the early epochs, where a learning
     slowdown shows); bottom row: the same zoomed to the later epochs (the dashed box above), where
-    the final accuracies differ by fractions of a point."""
-    fig = new_figure(2, 2, width=4.5, height=3.3)
-    axes = fig.subplots(2, 2)
-    E = int(tidy["epoch"].max())
-    from_epoch = max(2, E // 6)
+    the final accuracies lie close together. Runs too short for a zoom get the top row only."""
+    E, from_epoch = int(tidy["epoch"].max()), zoom_from_epoch(tidy)
+    zoomed = from_epoch is not None
+    rows = 2 if zoomed else 1
+    fig = new_figure(2, rows, width=4.5, height=3.3 if zoomed else 3.8)
+    axes = fig.subplots(rows, 2, squeeze=False)
     for col, metric, name in zip(
         (0, 1),
         ["test_accuracy", "train_accuracy"],
@@ -173,30 +192,31 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
         strict=True,
     ):
         band = seed_band(tidy, metric, scale=100)
-        full, zoom = axes[0, col], axes[1, col]
-        for ax in (full, zoom):
+        for ax in axes[:, col]:
             for i, g in enumerate(groups_in_order(tidy)):
                 color = f"C{i}"
                 draw_band(ax, group_curve(band, g), f"{pretty_group(g)} (n={seeds_in(band, g)} seeds)", color)
-                draw_diverged(ax, tidy, g, metric, color, scale=100, label_runs=ax is full)
+                draw_diverged(ax, tidy, g, metric, color, scale=100, label_runs=ax is axes[0, col])
             int_epochs(ax)
             ax.set_ylabel("accuracy (%)")
             ax.grid(alpha=0.3)
-        window = zoom_range(band, from_epoch)
-        if window is not None:
-            zoom.set_ylim(*window)
-            zoom.set_xlim(from_epoch - 0.5, E + 0.5)
-            full.add_patch(Rectangle((from_epoch - 0.5, window[0]), E - from_epoch + 1, window[1] - window[0],
-                                     fill=False, ls="--", lw=1.0, ec="0.3", zorder=3))
-        clamp_diverged_markers(zoom)
+        full = axes[0, col]
         full.set_title(f"{name}: every epoch", fontsize=10)
-        zoom.set_title(f"zoomed: epochs {from_epoch}–{E} (dashed box above)", fontsize=10)
-        zoom.set_xlabel("epoch")
+        window = zoom_range(band, from_epoch) if zoomed else None
+        if window is not None:
+            zoom = axes[1, col]
+            zoom.set_ylim(*window)
+            zoom.set_xlim(from_epoch, E)
+            full.add_patch(Rectangle((from_epoch, window[0]), E - from_epoch, window[1] - window[0],
+                                     fill=False, ls="--", lw=1.0, ec="0.3", zorder=3))
+            clamp_diverged_markers(zoom)
+            zoom.set_title(f"zoomed: epochs {from_epoch}–{E} (dashed box above)", fontsize=10)
+        axes[-1, col].set_xlabel("epoch")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncols=2, fontsize=9)
     fig.suptitle(
         f"{numbers['dataset_label']}, {numbers['architecture']}: {costs_compared(tidy)}\n"
-        f"(mean, band = {SPREAD}; bottom row zoomed to the later epochs)",
+        f"(mean, band = {SPREAD}" + ("; bottom row zoomed to the later epochs)" if zoomed else ")"),
         fontsize=10,
     )
     return fig
