@@ -207,6 +207,7 @@ def analyse_graph_job(
         "theory_iterations": a["theory_iterations"],
         "networkx_max_abs_diff": nx_diff,
         "networkx_status": nx_status,
+        "networkx_tol": NETWORKX_TOL,
         "pagerank": {str(lab): float(res.x[i]) for i, lab in enumerate(labels)},
     }
     write_json(outputs.summary, summary)

@@ -16,7 +16,6 @@ import pandas as pd
 
 from nnflow.files import read_json, write_csv
 from nnflow.pagerank import figures
-from nnflow.pagerank.analysis import NETWORKX_TOL
 from nnflow.report.captions import render_caption
 
 # The sheet's figure of its "model internet" is not available: config.yaml ships this 6-page graph
@@ -176,7 +175,7 @@ def graph_figures_job(inputs: Any, outputs: Any) -> None:
             **common,
             "ranking": ranking_text,
             "networkx": s["networkx_status"],
-            "networkx_tol": NETWORKX_TOL,
+            "networkx_tol": s["networkx_tol"],
             "alpha": s["alpha"],
         },
         outputs.cap_ranking,
