@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import copy
+import html
 
 import pytest
 
-from nnflow.report.tables import ENVIRONMENT_COLUMNS, environment_rst, environment_table
+from nnflow.report.tables import (
+    ENVIRONMENT_COLUMNS,
+    environment_rst,
+    environment_table,
+    lock_verdict,
+    write_environment_html,
+)
 
 ENV = {
     "nnflow": "0.1.0",
@@ -168,3 +175,14 @@ def test_environment_rst_states_that_all_runs_used_the_same_lock():
     assert not list(doctree.findall(nodes.system_message))
     (paragraph,) = [p for p in doctree.findall(nodes.paragraph) if p.astext().startswith("NOT all")]
     assert "lock_status" in paragraph.astext()
+
+
+def test_environment_html_is_a_table_of_every_environment(tmp_path):
+    table = two_environments()
+    text = write_environment_html(tmp_path / "environment.html", table)
+    assert (tmp_path / "environment.html").read_text(encoding="utf-8") == text
+    assert text.count("<tr>") == 1 + len(table)  # the header and one row per environment
+    header = text[text.index("<thead>"):text.index("</thead>")]
+    assert [h.split("</th>")[0] for h in header.split("<th>")[1:]] == list(table.columns)
+    assert "openblas 0.3.31 Haswell, 1 thread" in text and "mkl 2024.0, 4 threads; openmp, 4 threads" in text
+    assert "results/environment.csv" in text and html.escape(lock_verdict(table)) in text

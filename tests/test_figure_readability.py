@@ -208,3 +208,79 @@ def test_theory_and_pagerank_figures_are_readable_in_the_report():
         if px < drawing.MIN_TEXT_PX:
             unreadable.append(f"{name}: {px:.1f} px {text!r} ({drawing.png_size(fig)[0]} px wide)")
     assert not unreadable, unreadable
+
+
+# ---------------------------------------------------------------------------------------------
+# no legend over data
+# ---------------------------------------------------------------------------------------------
+
+
+def covered_by_legends(fig) -> list[str]:
+    """What the legends of ``fig`` cover inside an axes: labels of lines (and the gids of bars)
+    that cross a legend's box where the axes shows them."""
+    from matplotlib.transforms import Bbox
+
+    drawing.png_size(fig)  # lays the figure out
+    legends = list(fig.legends) + [ax.get_legend() for ax in fig.axes if ax.get_legend()]
+    covered = []
+    for legend in legends:
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            region = Bbox.intersection(box, ax.bbox)
+            if region is None or not ax.get_visible():
+                continue
+            for line in ax.get_lines():
+                path = line.get_transform().transform_path(line.get_path())
+                vertices = path.vertices[np.isfinite(path.vertices).all(axis=1)]
+                drawn_line = line.get_linestyle() not in ("None", "none", "")
+                if (drawn_line and path.intersects_bbox(region, filled=False)) or any(
+                    region.contains(x, y) for x, y in vertices
+                ):
+                    covered.append(f"line {line.get_label()!r}")
+            for patch in ax.patches:
+                if patch.get_window_extent().overlaps(region):
+                    covered.append(f"patch {patch.get_label()!r}")
+    return covered
+
+
+def test_theory_and_pagerank_legends_cover_no_data():
+    covered = {name: covered_by_legends(fig) for name, fig in [*theory_figures(), *pagerank_figures()]}
+    assert not any(covered.values()), covered
+
+
+@pytest.mark.parametrize("kind", sorted(KIND_RUNS))
+def test_experiment_figure_legends_cover_no_data(kind, tmp_path, monkeypatch):
+    saved = []
+    save = report_experiment.save_figure
+
+    def record(fig, *args, **kwargs):
+        saved.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(report_experiment, "save_figure", record)
+    experiment, runs, analysis, extra = KIND_RUNS[kind](tmp_path)
+    run_figure(tmp_path, experiment, runs, analysis, extra=extra)
+    assert not covered_by_legends(saved[0]), covered_by_legends(saved[0])
+
+
+def test_gradient_check_legend_names_the_real_and_imaginary_bars():
+    fig = dict(theory_figures())["complex_gradcheck"]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "relative error (Frobenius norm), real part" in labels
+    assert "relative error (Frobenius norm), imaginary part" in labels
+
+
+def test_lognormal_figure_marks_sample_means_that_fall_short():
+    """With s² = 1.5 and 2,000 draws, fewer than one draw reaches the upper half of E[Q] from
+    n = 8 on: those Monte Carlo means are drawn hollow and the legend says why."""
+    from nnflow.theory import figures as pt
+    from nnflow.theory import unstable as u
+
+    table = u.lognormal_growth_table(-2.0, 1.5, [1, 4, 8, 15], np.random.default_rng(0), 2000)
+    fig = pt.plot_lognormal(table, -2.0, 1.5)
+    (ax,) = fig.axes
+    hollow = [line for line in ax.get_lines()
+              if line.get_marker() == "o" and line.get_markerfacecolor() == "none" and len(line.get_xdata())]
+    assert [list(line.get_xdata()) for line in hollow] == [[8, 15]]
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert any(label.startswith("hollow: mean of a sample with < 1 draw") for label in labels)

@@ -185,7 +185,7 @@ def test_mnist_cost(tmp_path):
     assert numbers["ce_minus_quadratic_points_default"] == pytest.approx(3.0)
     assert "(diverged at epoch 3)" in caption
     assert "1 of 9 runs diverged" in caption
-    assert "91.1%" in caption  # quadratic/large mean final test accuracy
+    assert "91.10%" in caption  # quadratic/large mean final test accuracy
     assert "Against the book" in caption and "95.42" in caption and "95.49" in caption
     assert "Data:" not in caption
     # structural facts come from the runs' parameters and the provenance, not from the template
@@ -366,7 +366,7 @@ def test_cifar_optimizers(tmp_path):
     assert numbers["sgd_final_train_loss"] == pytest.approx(1.7)
     assert numbers["best_margin_points"] == pytest.approx(4.0)
     assert numbers["runner_up_rule"] == "rmsprop"
-    assert "**adam** with 42%" in caption
+    assert "adam is ahead of rmsprop beyond the seed spread (42.00% vs 38.00%, +4.00 points)" in caption
     assert JPEG_NOTE in caption
 
 
@@ -644,3 +644,128 @@ def test_plateau_epoch_ignores_a_slow_creep_to_the_end():
     assert common.plateau_epoch(curve, window=1, tolerance=0.005) == 50
     assert common.smoothed_peak_epoch(curve, window=1) == 400
     assert common.plateau_epoch(curve, window=1, tolerance=0.0) == 400
+
+
+# ---------------------------------------------------------------------------------------------
+# differences judged against the seed spread
+# ---------------------------------------------------------------------------------------------
+
+
+def test_seed_separation_needs_non_overlapping_seed_ranges():
+    assert common.seed_separation([95.6, 95.7, 95.5], [95.4, 95.3, 95.35]) == "higher"
+    assert common.seed_separation([95.4, 95.3], [95.6, 95.5]) == "lower"
+    # +0.07 points on the means, but the seeds' ranges overlap
+    assert common.seed_separation([95.61, 95.50, 95.72], [95.54, 95.45, 95.63]) == "within spread"
+    assert common.seed_separation([95.6], [95.5, 95.4]) == "single seed"
+    assert common.seed_separation([], [95.5]) == "n/a"
+    verdict, clause = common.compare_seeds("adam", [37.1, 36.9], "rmsprop", [36.5, 37.0])
+    assert verdict == "within spread"
+    assert clause == ("no difference beyond seed spread between adam and rmsprop "
+                      "(37.00% vs 36.75%, +0.25 points)")
+
+
+def test_mnist_cost_calls_a_difference_inside_the_seed_spread_none(tmp_path):
+    runs = []
+    finals = {"quadratic": (0.9554, 0.9545, 0.9563), "cross_entropy": (0.9561, 0.9550, 0.9572)}
+    for cost, per_seed in finals.items():
+        for seed, final in enumerate(per_seed, start=1):
+            test = np.array([0.90, 0.94, final])
+            params = {"cost": cost, "weight_init": "default", "sizes": [784, 30, 10]}
+            runs.append(write_run(tmp_path, "mnist_cost", f"cost={cost}+weight_init=default", seed, params,
+                                  network2_wide(test, test + 0.01)))
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    assert numbers["ce_minus_quadratic_points_default"] == pytest.approx(0.07)
+    assert numbers["ce_vs_quadratic_default"] == "within spread"
+    text = " ".join(caption.split())
+    assert ("with default initialisation no difference beyond seed spread between cross-entropy and "
+            "quadratic cost (95.61% vs 95.54%, +0.07 points)") in text
+    assert "ahead" not in text
+    assert common.SEED_SPREAD_RULE in text
+
+
+def test_update_rules_name_no_winner_inside_the_seed_spread(tmp_path):
+    runs = []
+    finals = {"rmsprop": (0.366, 0.360, 0.372), "adam": (0.370, 0.364, 0.376)}
+    for rule, per_seed in finals.items():
+        for seed, final in enumerate(per_seed, start=1):
+            params = {"update_rule": rule, "learning_rate": 1e-3}
+            runs.append(write_run(tmp_path, "cifar_optimizers", f"update_rule={rule}", seed, params,
+                                  solver_wide([0.1, 0.3, 0.35], [0.1, 0.3, final], [1.9, 1.5])))
+    numbers, caption = run_figure(tmp_path, "cifar_optimizers", runs)
+    assert numbers["best_rule"] == "adam" and numbers["best_margin_points"] == pytest.approx(0.4)
+    assert numbers["best_vs_runner_up"] == "within spread"
+    text = " ".join(caption.split())
+    assert ("adam has the highest mean final validation accuracy, but no difference beyond seed spread "
+            "between adam and rmsprop (37.00% vs 36.60%, +0.40 points)") in text
+    assert "ahead" not in text
+
+
+# ---------------------------------------------------------------------------------------------
+# axes that show each question's evidence
+# ---------------------------------------------------------------------------------------------
+
+
+def saved_figures(monkeypatch) -> list:
+    saved = []
+    save = report_experiment.save_figure
+
+    def record(fig, *args, **kwargs):
+        saved.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(report_experiment, "save_figure", record)
+    return saved
+
+
+def test_cost_figure_shows_every_epoch_and_zooms_in_a_second_row(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    E, runs = 12, []
+    for cost, start in (("quadratic", 0.60), ("cross_entropy", 0.90)):
+        for seed in (1, 2):
+            test = 0.95 - (0.95 - start) * np.exp(-np.arange(E) / 2) + 0.001 * seed
+            params = {"cost": cost, "weight_init": "large", "sizes": [784, 30, 10]}
+            runs.append(write_run(tmp_path, "mnist_cost", f"cost={cost}+weight_init=large", seed, params,
+                                  network2_wide(test, test)))
+    run_figure(tmp_path, "mnist_cost", runs)
+    (fig,) = saved
+    full_test, full_train, zoom_test, zoom_train = fig.axes[:4]
+    for full in (full_test, full_train):  # the slow first epochs of the quadratic cost are in view
+        assert full.get_xlim()[0] <= 1 and full.get_xlim()[1] >= E
+        assert full.get_ylim()[0] <= 60.1
+    for full, zoom in ((full_test, zoom_test), (full_train, zoom_train)):  # the later epochs, zoomed
+        lo, hi = zoom.get_ylim()
+        assert zoom.get_xlim()[0] > 1 and hi <= 100
+        assert hi - lo < 0.75 * (full.get_ylim()[1] - full.get_ylim()[0])
+    assert "every epoch" in full_test.get_title() and "zoomed" in zoom_test.get_title()
+
+
+def test_overfitting_figure_shows_every_epoch_and_marks_from_epoch(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    E, runs = 40, []
+    e = np.arange(1, E + 1, dtype=float)
+    for lmbda, top in ((0.0, 0.80), (0.1, 0.85)):
+        for seed in (1, 2):
+            test = top - 0.3 * np.exp(-e / 5) + 0.001 * seed
+            params = {"lmbda": lmbda, "cost": "cross_entropy", "train_size": 1000}
+            runs.append(write_run(tmp_path, "mnist_overfitting", f"lmbda={lmbda}", seed, params,
+                                  network2_wide(test, np.minimum(1.0, 0.6 + 0.02 * e), 2.0 / e + lmbda)))
+    numbers, caption = run_figure(tmp_path, "mnist_overfitting", runs, {"from_epoch": 25})
+    assert numbers["base_stop_improving_epoch"] < 25  # the plateau lies before from_epoch
+    (fig,) = saved
+    for ax in fig.axes[:3]:
+        curves = [line for line in ax.get_lines() if len(line.get_xdata()) > 2]
+        assert min(float(np.min(line.get_xdata())) for line in curves) == 1
+        marks = [line for line in ax.get_lines() if list(line.get_xdata()) == [25, 25]]
+        assert len(marks) == 1, "from_epoch is marked by one vertical line"
+    assert "marks epoch 25" in " ".join(caption.split())
+
+
+def test_cost_figure_of_a_short_run_has_no_zoomed_row(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    runs = [write_run(tmp_path, "mnist_cost", f"cost={cost}", 1, {"cost": cost, "sizes": [784, 10, 10]},
+                      network2_wide(np.array([0.2, 0.3]), np.array([0.25, 0.35])))
+            for cost in ("quadratic", "cross_entropy")]
+    numbers, caption = run_figure(tmp_path, "mnist_cost", runs)
+    (fig,) = saved
+    assert len([ax for ax in fig.axes if ax.get_title()]) == 2
+    assert "Every epoch is shown (too few epochs for a zoomed row)." in caption

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from nnflow.theory import unstable as u
+from nnflow.theory.unstable_job import mean_note
 
 
 def test_sigmoid_prime_matches_definition_and_is_stable():
@@ -157,3 +158,26 @@ def test_run_unstable_theory_small():
     assert list(res["growth"]["n"]) == [1, 5]
     with pytest.raises(ValueError, match="chain_depth"):
         u.run_unstable_theory({**params, "n_factors": [6]})
+
+
+def test_mean_tail_draws_counts_the_draws_that_carry_half_of_the_mean():
+    """Half of E[Q] lies above exp(nμ + ns²), which a fraction ½·erfc(√(ns²/2)) of draws reach."""
+    mu, s2, n, draws = -0.3, 0.25, 4, 400_000
+    v = n * s2
+    q = u.monte_carlo_Q(mu, s2, n, draws, np.random.default_rng(5))
+    above = q > np.exp(n * mu + v)
+    assert above.sum() == pytest.approx(u.mean_tail_draws(s2, n, draws), rel=0.02)
+    assert q[above].sum() / q.sum() == pytest.approx(0.5, abs=0.01)
+    assert u.mean_tail_draws(1.5, np.array([4, 8]), 2000) == pytest.approx(
+        [2000 * 0.5 * math.erfc(math.sqrt(3.0)), 2000 * 0.5 * math.erfc(math.sqrt(6.0))])
+
+
+def test_lognormal_caption_explains_a_sample_mean_below_the_formula():
+    growth = u.lognormal_growth_table(-2.0, 1.5, [1, 4, 8, 15], np.random.default_rng(0), 2000)
+    note = mean_note(growth, 2000)
+    assert "fewer than one of them from n = 8 on" in note
+    assert "the formula is right" in note
+    median_f, median_mc = growth["median_formula"][-1], growth["median_mc"][-1]
+    assert f"exp(nμ) = {median_f:.3g} and Monte Carlo {median_mc:.3g}" in note
+    light = u.lognormal_growth_table(-0.05, 0.06, [1, 5], np.random.default_rng(0), 2000)
+    assert "for no n shown here" in mean_note(light, 2000)

@@ -156,6 +156,10 @@ def test_report_items_are_labelled_in_the_sheets_order(smoke):
     # the summary and each experiment's runs are shown as HTML tables, not only offered as downloads
     assert results["results/summary.html"]["data_uri"].startswith("data:text/html")
     assert results["results/experiments/mnist_cost/runs.html"]["data_uri"].startswith("data:text/html")
+    assert results["results/environment.html"]["data_uri"].startswith("data:text/html")
+    # the PageRank captions say that the shipped graph is a stand-in for the sheet's
+    for path in categories["CIFAR sheet (Aufgabe 12)"]["12 PageRank, graph model_internet"]:
+        assert "is a stand-in" in results[path]["caption"], path
     # captions render (no template placeholders, no literal TeX carets)
     for path, result in results.items():
         caption = result.get("caption", "")

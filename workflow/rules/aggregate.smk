@@ -103,7 +103,13 @@ rule environment_table:
             f"{RESULTS}/environment.csv",
             caption=str(Path(f"{RESULTS}/environment.rst").resolve()),
             category="Tables",
-            labels=item_labels("environment of the runs"),
+            labels=item_labels("environment.csv (download)"),
+        ),
+        html=report(
+            f"{RESULTS}/environment.html",
+            caption=str(Path(f"{RESULTS}/environment.rst").resolve()),
+            category="Tables",
+            labels=item_labels("environment: one row per software environment"),
         ),
         caption=f"{RESULTS}/environment.rst",
     params:

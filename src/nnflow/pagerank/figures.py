@@ -45,7 +45,8 @@ def plot_eigenvalues(eigenvalues, unit_tolerance: float, n_unit: int, title: str
     ax.set_xlabel(r"Re $\lambda$")
     ax.set_ylabel(r"Im $\lambda$")
     ax.set_title(title or "Eigenvalues of the hyperlink matrix H")
-    ax.legend(loc="lower left", fontsize=8)
+    fig.set_layout_engine("constrained")
+    fig.legend(loc="outside lower center", fontsize=8)  # below the axes: never over the circle
     return finish(fig, out)
 
 

@@ -18,11 +18,45 @@ from nnflow.files import read_json, write_csv
 from nnflow.pagerank import figures
 from nnflow.report.captions import render_caption
 
+# The sheet's figure of its "model internet" is not available: config.yaml ships this 6-page graph
+# (page ids from 1, link i -> j as (i, j)) in its place. A graph with exactly these links is that
+# stand-in, and its captions say so.
+STAND_IN_LINKS = frozenset({(1, 2), (1, 3), (2, 4), (3, 1), (3, 2), (3, 5), (4, 5), (5, 6), (6, 4)})
+
 SCALE_COLUMNS = [
     "case", "case_kind", "n", "links", "duplicates", "dangling", "iterations", "final_residual",
     "generate_s", "build_s", "pagerank_s", "per_iteration_s", "matvec_s", "csr_mb", "peak_traced_mb",
     "maxrss_mb", "alpha", "tol", "links_given",
 ]
+
+
+def matrix_links(matrix_csv: str | Path) -> set[tuple[int, int]]:
+    """The links (i, j), page i -> page j, of the hyperlink matrix H written by the analysis job
+    (rows ``page`` = 'S<i>', columns 'S<j>', entry 1/|S_i| for a link, else 0)."""
+    h = pd.read_csv(matrix_csv).set_index("page")
+    return {
+        (int(str(row)[1:]), int(str(col)[1:]))
+        for row, values in h.iterrows()
+        for col, value in values.items()
+        if value > 0
+    }
+
+
+def graph_provenance(name: str, source: str, links: set[tuple[int, int]]) -> str:
+    """The captions' statement of where the graph comes from, computed from its actual links:
+    the shipped stand-in says it is one and names the config keys that replace it."""
+    keys = f"``pagerank.graphs.{name}.edges`` (pairs [i, j]: page i links to page j) or, for an edge-list " \
+        f"file, ``pagerank.graphs.{name}.file``"
+    if links == STAND_IN_LINKS:
+        n_pages = len({page for link in links for page in link})
+        return (
+            f"**\"{name}\" is a stand-in**: the sheet's figure of its model internet is not available, so "
+            f"these are the answers for a {n_pages}-page graph chosen in its "
+            f"place, not the sheet's. To analyse the sheet's own graph, enter its links as {keys} in "
+            "``config.yaml``."
+        )
+    where = f"the file ``{source}``" if not source.startswith("pagerank.graphs.") else f"``{source}``"
+    return f"The links of \"{name}\" come from {where} (config ``pagerank.graphs.{name}``)."
 
 
 def graph_figures_job(inputs: Any, outputs: Any) -> None:
@@ -50,6 +84,7 @@ def graph_figures_job(inputs: Any, outputs: Any) -> None:
         f"{z.real:.4f}{z.imag:+.4f}i" if abs(z.imag) > 1e-12 else f"{z.real:.4f}" for z in lam
     )
     common = {
+        "provenance": graph_provenance(s["graph"], s["source"], matrix_links(inputs.matrix)),
         "graph": s["graph"],
         "n": s["n"],
         "links": s["links"],
@@ -140,6 +175,7 @@ def graph_figures_job(inputs: Any, outputs: Any) -> None:
             **common,
             "ranking": ranking_text,
             "networkx": s["networkx_status"],
+            "networkx_tol": s["networkx_tol"],
             "alpha": s["alpha"],
         },
         outputs.cap_ranking,

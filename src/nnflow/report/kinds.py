@@ -35,7 +35,8 @@ FIGURE_KINDS = {
         "figure: accuracy per epoch for each cost",
         analysis={"reference": None},
     ),
-    # from_epoch: first epoch shown; smooth_window: moving-average window of the plateau
+    # from_epoch: the epoch the caption quotes the training cost from (marked in the figure, which shows
+    # every epoch); smooth_window: moving-average window of the plateau
     # (None: 1/20 of the epochs); reference: {source, peak_test_accuracy: {lmbda: accuracy}}
     "overfitting_l2": FigureKind(
         "nnflow.report.figures.overfitting_l2",

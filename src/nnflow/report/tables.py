@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from nnflow.files import atomic_write, read_json
+from nnflow.report.html_table import write_table_html
 
 ID_COLUMNS = ["experiment", "run_id", "seed", "status", "diverged_epoch"]
 
@@ -338,3 +339,19 @@ def environment_rst(table: pd.DataFrame, title: str = "Software environment of t
     if verdict:
         lines += ["", _rst_cell(verdict)]
     return "\n".join(lines) + "\n"
+
+
+ENVIRONMENT_INTRO = (
+    "One row per distinct software environment the runs were computed in: versions, BLAS libraries "
+    "and thread settings, the git commit and the lock (first 12 hex digits of its sha256) with how the "
+    "installed distributions compared with it; n_runs and experiments say which runs used it. The same "
+    "table is results/environment.csv."
+)
+
+
+def write_environment_html(path: str | os.PathLike, table: pd.DataFrame) -> str:
+    """``table`` (from :func:`environment_table`) as the report's HTML page, introduced by
+    :data:`ENVIRONMENT_INTRO` and :func:`lock_verdict`; returns the text."""
+    intro = " ".join(part for part in (ENVIRONMENT_INTRO, lock_verdict(table)) if part)
+    title = "Environment: one row per software environment"
+    return write_table_html(path, table, title, intro, drop_empty=False)

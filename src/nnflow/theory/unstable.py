@@ -44,6 +44,7 @@ __all__ = [
     "lognormal_moments",
     "lognormal_raw_moment",
     "lognormal_quantiles",
+    "mean_tail_draws",
     "monte_carlo_Q",
     "mc_moments_with_errors",
     "simulate_sigmoid_chain",
@@ -250,6 +251,22 @@ def lognormal_quantiles(mu: float, s2: float, n, probs=(0.1587, 0.5, 0.8413)):
     return np.exp(n * mu + np.sqrt(n * s2) * zs)
 
 
+def mean_tail_draws(s2: float, n, n_samples: int):
+    """Expected number of ``n_samples`` draws of Q (log Q ~ N(n mu, n s^2)) that reach the upper
+    half of E[Q]: why a sample mean of Q falls below the formula for large n.
+
+    With m = n mu and v = n s^2, e^x phi_{m,v}(x) = E[Q] phi_{m+v,v}(x): the contributions to E[Q]
+    are distributed like a normal centred at log Q = m + v, so half of E[Q] comes from draws with
+    log Q > m + v, and a draw gets there with probability 1 - Phi(sqrt(v)) = erfc(sqrt(v/2))/2.
+    When this count is below one, the sample usually holds none of them: its mean misses half of
+    E[Q] or more and falls further below the formula as n grows, while the median exp(n mu) stays
+    well estimated. ``n`` may be an array.
+    """
+    v = np.asarray(n, dtype=float) * s2
+    draws = n_samples * 0.5 * np.vectorize(math.erfc)(np.sqrt(v / 2.0))
+    return float(draws) if draws.ndim == 0 else draws
+
+
 def _norm_ppf(p: float) -> float:
     """Standard normal quantile via bisection on 0.5 erfc(-x/sqrt2) (math only)."""
     if not 0.0 < p < 1.0:
@@ -361,10 +378,12 @@ def lognormal_growth_table(
     For each n: formula mean/variance, log-normal median exp(n mu) and the
     +-1 sigma band exp(n mu +- sqrt(n) s), coefficient of variation
     sqrt(exp(n s^2) - 1), and a Monte Carlo estimate (Gaussian log q) of
-    mean, variance and the same quantiles.  If ``q_chains`` (n_chains, depth)
-    from ``simulate_sigmoid_chain`` is given, Q over the *last* n layers of the
-    actual chains (no independence / normality assumption) is added as
-    ``chain_*`` quantiles and mean.  Returns a dict of 1-d arrays (lists for JSON
+    mean, variance and the same quantiles, with ``mc_mean_tail_draws`` (see
+    :func:`mean_tail_draws`: below one, the Monte Carlo mean underestimates E[Q]).
+    If ``q_chains`` (n_chains, depth) from ``simulate_sigmoid_chain`` is given, Q over
+    the *last* n layers of the actual chains (no independence / normality assumption)
+    is added as ``chain_*`` quantiles and mean (``chain_mean_tail_draws`` for the
+    chains' count with the fitted s^2).  Returns a dict of 1-d arrays (lists for JSON
     via ``.tolist()``).
     """
     ns = np.asarray(ns, dtype=int)
@@ -378,6 +397,7 @@ def lognormal_growth_table(
         "q16_formula": q16,
         "q84_formula": q84,
         "cv_formula": np.sqrt(np.expm1(ns * s2)),
+        "mc_mean_tail_draws": mean_tail_draws(s2, ns, n_samples),
     }
     mc = {k: [] for k in ("mean_mc", "var_mc", "median_mc", "q16_mc", "q84_mc")}
     for n in ns:
@@ -400,6 +420,7 @@ def lognormal_growth_table(
             ch["chain_median"].append(p50)
             ch["chain_q84"].append(p84)
         out.update({k: np.asarray(v) for k, v in ch.items()})
+        out["chain_mean_tail_draws"] = mean_tail_draws(s2, ns, q.shape[0])
     return out
 
 

@@ -7,6 +7,7 @@ named files (Snakemake's ``output`` or any object with those attributes).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,36 @@ from nnflow.files import write_csv, write_json
 from nnflow.report.captions import render_caption
 from nnflow.theory import figures
 from nnflow.theory.unstable import run_unstable_theory
+
+
+def mean_note(growth: Mapping[str, Any], n_samples: int) -> str:
+    """Why the Monte Carlo mean of Q falls below E[Q] from some n on, with the numbers of this run.
+
+    Half of E[Q] comes from draws above exp(nμ + ns²) (``unstable.mean_tail_draws``); from the first
+    n where the sample expects fewer than one such draw, the sample mean misses that half. The
+    median exp(nμ) needs no rare draws: Monte Carlo and formula agree there.
+    """
+    ns, draws = list(growth["n"]), list(growth["mc_mean_tail_draws"])
+    short = [i for i, d in enumerate(draws) if d < 1.0]
+    rule = (
+        "half of E[Q] comes from draws with log Q > nμ + ns², which a fraction ½·erfc(√(ns²/2)) of "
+        f"draws reach; a sample of {n_samples} draws expects fewer than one of them "
+    )
+    if not short:
+        return (
+            rule + f"for no n shown here (at n = {ns[-1]}: {draws[-1]:.3g} expected), so the Monte Carlo "
+            "means follow the formula."
+        )
+    i, last = short[0], len(ns) - 1
+    ratio = growth["mean_mc"][last] / growth["mean_formula"][last]
+    return (
+        rule + f"from n = {ns[i]} on ({draws[i]:.2g} expected there, {draws[last]:.2g} at n = {ns[last]}). "
+        f"Such a sample misses the rare huge values that carry the mean, so its mean falls short (at n = "
+        f"{ns[last]} it is {ratio:.2g} × E[Q]): the formula is right, the sample mean of a heavy-tailed "
+        f"product is not a reliable estimate of it. The median is: exp(nμ) = "
+        f"{growth['median_formula'][last]:.3g} and Monte Carlo {growth['median_mc'][last]:.3g} at "
+        f"n = {ns[last]} (squares on the dashed line)."
+    )
 
 
 def unstable_theory_job(theory: str | Mapping[str, Any], template: str, outputs: Any) -> dict[str, Any]:
@@ -61,6 +92,11 @@ def unstable_theory_job(theory: str | Mapping[str, Any], template: str, outputs:
             "depth": ch["depth"],
             "n_chains": ch["n_chains"],
             "growth_rate": ch["mu"] + ch["s2"] / 2,
+            "weight_std": params["weight_std"],
+            "bias_std": params["bias_std"],
+            "median_factor": math.exp(ch["mu"]),
+            "mc_samples": params["mc_samples"],
+            "mean_note": mean_note(gr, params["mc_samples"]),
             "n_last": int(gr["n"][last]),
             "mean_last": gr["mean_formula"][last],
             "median_last": gr["median_formula"][last],

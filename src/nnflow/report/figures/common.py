@@ -37,6 +37,7 @@ from matplotlib.transforms import offset_copy
 
 from nnflow.data.sources import DATASETS
 from nnflow.nn.optim import UPDATE_RULES
+from nnflow.report.captions import percent_text, points_text
 from nnflow.train.grid import LABEL_SEPARATOR
 
 SPREAD = "min–max over seeds"
@@ -187,6 +188,64 @@ def compare_word(a: float, b: float, tol: float = 0.01, words=("larger", "smalle
 
 def pct(frac: float, digits: int = 2) -> str:
     return "n/a" if not math.isfinite(frac) else f"{100 * frac:.{digits}f}%"
+
+
+def percent(value_pct: float) -> str:
+    """'83.48%': a measured percentage as every caption and figure shows it (two decimals)."""
+    return "n/a" if not math.isfinite(value_pct) else f"{percent_text(value_pct)}%"
+
+
+# How the captions decide whether two grid points differ (stated in the captions that compare).
+SEED_SPREAD_RULE = (
+    "A difference counts only when the two seed ranges (min–max over seeds of the compared value, "
+    "the ends of the bands) do not overlap; otherwise it is called no difference beyond seed spread."
+)
+
+
+def seed_separation(a: Sequence[float], b: Sequence[float]) -> str:
+    """How the per-seed values ``a`` compare with ``b``.
+
+    'higher' / 'lower' when the ranges [min, max] do not overlap (every seed of one beats every
+    seed of the other), 'within spread' when they overlap, 'single seed' when either side has
+    fewer than two seeds (no spread to judge by), 'n/a' when either has no finite value.
+    """
+    a = np.asarray([v for v in a if math.isfinite(v)], dtype=float)
+    b = np.asarray([v for v in b if math.isfinite(v)], dtype=float)
+    if not (len(a) and len(b)):
+        return "n/a"
+    if min(len(a), len(b)) < 2:
+        return "single seed"
+    if a.min() > b.max():
+        return "higher"
+    if a.max() < b.min():
+        return "lower"
+    return "within spread"
+
+
+def compare_seeds(name_a: str, a: Sequence[float], name_b: str, b: Sequence[float]) -> tuple[str, str]:
+    """(verdict of :func:`seed_separation`, the clause a caption states) for per-seed
+    percentages ``a`` and ``b``: the means, their difference and what it means.
+
+    ``compare_seeds("adam", [37.1, 36.9], "rmsprop", [36.5, 37.0])`` gives ('within spread',
+    'no difference beyond seed spread between adam and rmsprop (37.00% vs 36.75%, +0.25 points)').
+    """
+    verdict = seed_separation(a, b)
+    a = [v for v in a if math.isfinite(v)]
+    b = [v for v in b if math.isfinite(v)]
+    if verdict == "n/a":
+        return verdict, f"{name_a} vs {name_b}: no completed runs to compare"
+    mean_a, mean_b = float(np.mean(a)), float(np.mean(b))
+    values = f"{percent(mean_a)} vs {percent(mean_b)}, {points_text(mean_a - mean_b)} points"
+    if verdict == "within spread":
+        return verdict, f"no difference beyond seed spread between {name_a} and {name_b} ({values})"
+    if verdict == "single seed":
+        return verdict, (
+            f"{name_a} {percent(mean_a)} vs {name_b} {percent(mean_b)} "
+            f"({points_text(mean_a - mean_b)} points; a single seed, so no seed spread to judge "
+            "the difference by)"
+        )
+    word = "ahead of" if verdict == "higher" else "behind"
+    return verdict, f"{name_a} is {word} {name_b} beyond the seed spread ({values})"
 
 
 def num(x: float, digits: int = 4) -> str:

@@ -217,6 +217,23 @@ def _update_answer(
     return " ".join(parts)
 
 
+def _initial_imbalance(groups: list[dict[str, Any]], first: int, last: int) -> str:
+    """The caption's first answer sentence: how much the last hidden layer's gradient norm differs
+    from the first's at initialisation, per activation (the first grid point of each)."""
+    first_of_activation: dict[str, dict[str, Any]] = {}
+    for x in groups:
+        first_of_activation.setdefault(x["activation"], x)
+    ratios = [(a, x["ratio_init"]) for a, x in first_of_activation.items() if math.isfinite(x["ratio_init"])]
+    if not ratios:
+        return "No completed run recorded gradient norms at initialisation."
+    (act, ratio), rest = ratios[0], ratios[1:]
+    others = "".join(f" and {num(r, 3)}× with {a}" for a, r in rest)
+    return (
+        f"At initialisation the gradient norm ‖∂C/∂b‖ of hidden layer {last} is {num(ratio, 3)}× that of "
+        f"hidden layer {first} with {act}{others} (geometric mean over seeds)."
+    )
+
+
 def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[str, Any]:
     runs = run_table(tidy)
     first, last = hidden_layers(tidy)
@@ -354,6 +371,7 @@ def unstable_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -> dict[st
             "gradient-norm column."
         )
     numbers["update_answer"] = _update_answer(groups, has_updates, first, last, balance)
+    numbers["answer"] = f"{_initial_imbalance(groups, first, last)} {numbers['update_answer']}"
     return numbers
 
 

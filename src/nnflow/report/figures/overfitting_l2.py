@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnflow.report.captions import percent_text, points_text
 from nnflow.report.figures.common import (
+    SEED_SPREAD_RULE,
     SPREAD,
     compare_word,
     costs_compared,
@@ -25,10 +27,12 @@ from nnflow.report.figures.common import (
     new_figure,
     num,
     peak,
+    percent,
     plateau_epoch,
     run_table,
     run_values,
     seed_band,
+    seed_separation,
     seeds_in,
     smoothed,
     value_at,
@@ -97,6 +101,7 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
     b, r = base[0], reg[0]
     numbers: dict[str, Any] = {
         "groups": groups,
+        "spread_rule": SEED_SPREAD_RULE,
         "from_epoch": from_epoch,
         "epochs": E,
         "smooth_window": window,
@@ -129,8 +134,8 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         "data no longer improves, and as a gap between training and test accuracy. Here, "
         f"without regularisation, the test accuracy stops improving at epoch "
         f"{b['stop_improving_epoch']}: from there its {window}-epoch moving average gains at most "
-        f"{100 * tolerance:g} points up to its best, {num(b['smoothed_peak_test_pct'])}% "
-        f"(it ends at {num(b['final_test_pct'])}%, "
+        f"{100 * tolerance:g} points up to its best, {percent(b['smoothed_peak_test_pct'])} "
+        f"(it ends at {percent(b['final_test_pct'])}, "
         f"{abs(drop):.2f} points {'below' if drop >= 0 else 'above'} that best), while the "
         f"training cost {'keeps falling' if falls else 'does not fall further'}: "
         + ", ".join(f"{num(c)} at epoch {e}" for e, c in sorted({
@@ -138,20 +143,20 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
             b["stop_improving_epoch"]: b["train_cost_at_stop"],
             b["final_epoch"]: b["train_cost_end"],
         }.items()))
-        + f". The training accuracy ends at {num(b['final_train_pct'])}%, "
-        f"{num(b['final_gap_points'])} points above the test accuracy."
+        + f". The training accuracy ends at {percent(b['final_train_pct'])}, "
+        f"{percent_text(b['final_gap_points'])} points above the test accuracy."
     )
     d_peak = r["peak_test_pct"] - b["peak_test_pct"]
     numbers["l2_peak_difference_points"] = d_peak
     numbers["l2_gap_difference_points"] = r["final_gap_points"] - b["final_gap_points"]
     numbers["l2_answer"] = (
         f"With λ = {r['lmbda']:g} the peak test accuracy (mean curve) is "
-        f"{num(r['peak_test_pct'])}% at epoch {r['peak_test_epoch']} vs "
-        f"{num(b['peak_test_pct'])}% at epoch {b['peak_test_epoch']} without "
-        f"({d_peak:+.2f} points, "
+        f"{percent(r['peak_test_pct'])} at epoch {r['peak_test_epoch']} vs "
+        f"{percent(b['peak_test_pct'])} at epoch {b['peak_test_epoch']} without "
+        f"({points_text(d_peak)} points, "
         f"{compare_word(r['peak_test_pct'], b['peak_test_pct'], 1e-4, ('higher', 'lower'))}); "
-        f"the final train–test gap is {num(r['final_gap_points'])} vs "
-        f"{num(b['final_gap_points'])} points "
+        f"the final train–test gap is {percent_text(r['final_gap_points'])} vs "
+        f"{percent_text(b['final_gap_points'])} points "
         f"({compare_word(r['final_gap_points'], b['final_gap_points'], 1e-3)}); "
         f"the test accuracy reaches its plateau at epoch {r['stop_improving_epoch']} vs "
         f"{b['stop_improving_epoch']} "
@@ -161,9 +166,35 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         f"{num(b['train_cost_from'])} to {num(b['train_cost_end'])} without, ending "
         f"{compare_word(r['train_cost_end'], b['train_cost_end'], 1e-3, ('higher', 'lower'))}."
     )
+    seed_peaks = run_values(tidy, "test_accuracy", "max")
+
+    def peaks(group):
+        return list(100 * seed_peaks.loc[seed_peaks["group"] == group, "value"].to_numpy(dtype=float))
+
+    verdict = seed_separation(peaks(r["group"]), peaks(b["group"]))
+    numbers["l2_peak_vs_base"] = verdict
+    spread_words = {
+        "higher": "every seed peaks higher with L2",
+        "lower": "every seed peaks lower with L2",
+        "within spread": "no difference beyond seed spread in the seeds' peaks",
+        "single seed": "a single seed: no seed spread to judge the difference by",
+        "n/a": "no completed runs to compare",
+    }[verdict]
+    timing = compare_word(r["stop_improving_epoch"], b["stop_improving_epoch"], 0, ("later", "earlier"))
+    numbers["answer"] = (
+        f"Overfitting shows as a test accuracy that stops improving (on a plateau from epoch "
+        f"{b['stop_improving_epoch']}, best {window}-epoch average {percent(b['smoothed_peak_test_pct'])}) "
+        f"while the training cost {'keeps falling' if falls else 'no longer falls'} and the training "
+        f"accuracy reaches {percent(b['final_train_pct'])}: a final train–test gap of "
+        f"{percent_text(b['final_gap_points'])} points. With L2 (λ = {r['lmbda']:g}) the peak test accuracy "
+        f"of the mean curve is {percent(r['peak_test_pct'])} vs {percent(b['peak_test_pct'])} "
+        f"({points_text(d_peak)} points; {spread_words}), the gap "
+        f"{percent_text(r['final_gap_points'])} vs {percent_text(b['final_gap_points'])} points, and the "
+        f"plateau is reached {timing} (epoch {r['stop_improving_epoch']} vs {b['stop_improving_epoch']})."
+    )
     reference_lines = [
-        f"λ = {x['lmbda']:g}: best seed peaks at {num(x['peak_test_pct_best_of_seeds'])}% "
-        f"(epoch {x['peak_test_epoch_best_of_seeds']}) vs {num(x['reference_peak_pct'])}%"
+        f"λ = {x['lmbda']:g}: best seed peaks at {percent(x['peak_test_pct_best_of_seeds'])} "
+        f"(epoch {x['peak_test_epoch_best_of_seeds']}) vs {percent(x['reference_peak_pct'])}"
         for x in groups
         if math.isfinite(x["reference_peak_pct"])
     ]
@@ -175,7 +206,7 @@ def mnist_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
 
 def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     from_epoch = numbers["from_epoch"]
-    sub = tidy[tidy["epoch"] >= from_epoch]
+    sub = tidy  # every epoch: the plateau and the onset of overfitting can lie before from_epoch
     fig = new_figure(1, 3, width=6.8, height=2.8)
     ax_cost, ax_test, ax_gap = fig.subplots(3, 1, sharex=True)
     cost = seed_band(sub, "train_cost")
@@ -186,9 +217,9 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
         x = next(y for y in numbers["groups"] if y["group"] == g)
         lab = f"λ = {x['lmbda']:g} (n={seeds_in(test, g)} seeds)"
         draw_band(ax_cost, group_curve(cost, g), lab, color)
-        draw_diverged(ax_cost, tidy, g, "train_cost", color, from_epoch=from_epoch)
+        draw_diverged(ax_cost, tidy, g, "train_cost", color)
         draw_band(ax_test, group_curve(test, g), lab, color)
-        draw_diverged(ax_test, tidy, g, "test_accuracy", color, scale=100, from_epoch=from_epoch)
+        draw_diverged(ax_test, tidy, g, "test_accuracy", color, scale=100)
         if x["stop_improving_epoch"] >= 0:
             ax_test.axvline(
                 x["stop_improving_epoch"],
@@ -209,14 +240,19 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     ax_test.set_ylabel("accuracy (%)")
     ax_gap.set_title("Training vs test accuracy")
     ax_gap.set_ylabel("accuracy (%)")
+    first_epoch = int(tidy["epoch"].min())
     for ax in (ax_cost, ax_test, ax_gap):
+        if from_epoch > first_epoch:
+            ax.axvline(from_epoch, color="0.35", ls=":", lw=1.2,
+                       label=f"from_epoch = {from_epoch}"
+                       if ax is ax_cost else None)
         int_epochs(ax)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     ax_gap.set_xlabel("epoch")
     fig.suptitle(
         f"{numbers['dataset_label']}, {numbers['n_train_text']} training images, {costs_compared(tidy)},\n"
-        f"epochs {from_epoch}–{numbers['epochs']}: "
+        f"epochs {first_epoch}–{numbers['epochs']}: "
         f"overfitting with and without L2 (mean, band = {SPREAD})",
         fontsize=10,
     )

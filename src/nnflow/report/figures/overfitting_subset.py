@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from nnflow.report.captions import percent_text
 from nnflow.report.figures.common import (
     SPREAD,
     bullet_list,
@@ -20,8 +21,8 @@ from nnflow.report.figures.common import (
     kind_build,
     last_value,
     new_figure,
-    num,
     peak,
+    percent,
     pretty_group,
     run_values,
     seed_band,
@@ -67,23 +68,23 @@ def cifar_overfitting_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) -
         if k != "group":
             numbers[k] = v
     numbers["target_sentence"] = (
-        f"The mean training accuracy peaks at {num(x['max_train_pct'])}% (epoch "
+        f"The mean training accuracy peaks at {percent(x['max_train_pct'])} (epoch "
         f"{x['max_train_epoch']}), so the {100 * target:g}% target is "
         f"{'met' if x['reaches_target'] else 'not met'} on average; "
         f"{x['runs_reaching_target']} of {x['n_seeds']} completed runs reach it."
     )
     numbers["overfitting_sentence"] = (
         f"Overfitting shows as the gap between the curves: training accuracy climbs to "
-        f"{num(x['final_train_pct'])}% at the last epoch while validation accuracy "
+        f"{percent(x['final_train_pct'])} at the last epoch while validation accuracy "
         f"{'stays near' if x['final_val_pct'] <= x['max_val_pct'] + 1e-9 else 'ends at'} "
-        f"{num(x['final_val_pct'])}% (its maximum: {num(x['max_val_pct'])}% at epoch "
-        f"{x['max_val_epoch']}), a gap of {num(x['final_gap_points'])} points."
+        f"{percent(x['final_val_pct'])} (its maximum: {percent(x['max_val_pct'])} at epoch "
+        f"{x['max_val_epoch']}), a gap of {percent_text(x['final_gap_points'])} points."
     )
     if len(groups) > 1:
         numbers["per_group"] = bullet_list(
             [
-                f"{pretty_group(y['group'])}: max training {num(y['max_train_pct'])}%, final "
-                f"validation {num(y['final_val_pct'])}%"
+                f"{pretty_group(y['group'])}: max training {percent(y['max_train_pct'])}, final "
+                f"validation {percent(y['final_val_pct'])}"
                 for y in groups
             ]
         )

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from nnflow.files import read_json
+from nnflow.report.captions import percent_text
 from nnflow.report.figures.common import (
     grid_label,
     int_epochs,
@@ -150,7 +151,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
         )
         labels.append(_candidate_label(c))
         if not math.isnan(v):
-            ax_bar.text(v + 0.3, y, f"{v:.1f}", va="center", fontsize=8)
+            ax_bar.text(v + 0.3, y, percent_text(v), va="center", fontsize=8)
         if div:
             k = r.diverged_epoch
             x0 = 0 if math.isnan(v) else v
@@ -173,7 +174,7 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     top = max([100 * float(c["val_accuracy"]) for c in cands if c.get("val_accuracy")] or [1.0])
     ax_bar.set_xlim(0, 1.15 * top)
     ax_bar.set_xlabel("validation accuracy (%) after the search epochs")
-    ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)")
+    ax_bar.set_title(f"Random search: {len(cands)} candidates (1 seed each)", fontsize=10)
     ax_bar.legend(handles=handles, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22),
                   ncol=len(handles), frameon=False)  # below the axis: never over a bar
     ax_bar.grid(axis="x", alpha=0.3)
@@ -210,9 +211,10 @@ def challenge_figure(tidy, analysis, numbers, chosen, final_metrics, final_test)
     ax_fin.set_xlabel("epoch (0 = before training)")
     int_epochs(ax_fin)
     ax_fin.set_ylabel("accuracy (%)")
-    ax_fin.set_title("Chosen configuration retrained (1 run)")
+    ax_fin.set_title("Chosen configuration retrained (1 run)", fontsize=10)
     ax_fin.grid(alpha=0.3)
-    ax_fin.legend(fontsize=8, loc="lower right")  # below the curves, which start low only at epoch 0
+    ax_fin.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2,
+                  frameon=False)  # below the axis: never over the data
     fig.suptitle(
         f"{numbers['dataset_label']}: random search, selection on validation accuracy, one test evaluation",
         fontsize=10,

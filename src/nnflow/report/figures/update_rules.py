@@ -11,8 +11,10 @@ from matplotlib.figure import Figure
 
 from nnflow.report.figures.common import (
     RULE_ORDER,
+    SEED_SPREAD_RULE,
     SPREAD,
     bullet_list,
+    compare_seeds,
     count_text,
     draw_band,
     draw_diverged,
@@ -25,7 +27,9 @@ from nnflow.report.figures.common import (
     new_figure,
     num,
     peak,
+    percent,
     run_table,
+    run_values,
     seed_band,
     seeds_in,
     value_text,
@@ -98,12 +102,38 @@ def cifar_optimizers_numbers(tidy: pd.DataFrame, analysis: Mapping[str, Any]) ->
     numbers["per_group"] = bullet_list(
         [
             f"{x['update_rule']} (lr {x['learning_rate']:g}, n={x['n_seeds']}): final training "
-            f"loss {num(x['final_train_loss'])}, training accuracy {num(x['final_train_pct'])}%, "
-            f"validation accuracy {num(x['final_val_pct'])}%"
+            f"loss {num(x['final_train_loss'])}, training accuracy {percent(x['final_train_pct'])}, "
+            f"validation accuracy {percent(x['final_val_pct'])}"
             for x in groups
         ]
     )
+    numbers["spread_rule"] = SEED_SPREAD_RULE
+    numbers.update(_best_rule_answer(tidy, numbers, groups))
     return numbers
+
+
+def _best_rule_answer(tidy: pd.DataFrame, numbers: Mapping[str, Any], groups: list[dict]) -> dict[str, Any]:
+    """The caption's answer: the best final validation accuracy against the runner-up's, judged
+    by the seed spread (:func:`~nnflow.report.figures.common.compare_seeds`), and the lowest loss."""
+    if numbers["best_rule"] == "none":
+        return {"best_vs_runner_up": "n/a", "answer": "No run completed, so no update rule can be compared."}
+    final_val = run_values(tidy, "val_accuracy", "final")
+    by_rule = {x["update_rule"]: x["group"] for x in groups}
+
+    def seeds(rule):
+        return list(100 * final_val.loc[final_val["group"] == by_rule[rule], "value"].to_numpy(dtype=float))
+
+    best, runner = numbers["best_rule"], numbers["runner_up_rule"]
+    lead = f"After {numbers['epochs']} epochs, {best} has the highest mean final validation accuracy"
+    if runner == "none":
+        verdict, text = "n/a", f"{lead}, {percent(numbers['best_val_pct'])} (no other rule completed)."
+    else:
+        verdict, clause = compare_seeds(best, seeds(best), runner, seeds(runner))
+        text = f"{lead}, but {clause}." if verdict == "within spread" else f"{lead}: {clause}."
+    text += (
+        f" The lowest final training loss is {numbers['lowest_loss_rule']}'s ({num(numbers['lowest_loss'])})."
+    )
+    return {"best_vs_runner_up": verdict, "answer": text}
 
 
 def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
