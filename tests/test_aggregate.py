@@ -186,3 +186,15 @@ def test_environment_html_is_a_table_of_every_environment(tmp_path):
     assert [h.split("</th>")[0] for h in header.split("<th>")[1:]] == list(table.columns)
     assert "openblas 0.3.31 Haswell, 1 thread" in text and "mkl 2024.0, 4 threads; openmp, 4 threads" in text
     assert "results/environment.csv" in text and html.escape(lock_verdict(table)) in text
+
+
+def test_one_environment_is_one_row_whatever_order_its_blas_libraries_loaded_in():
+    from nnflow.report.tables import environment_table
+
+    numpy_blas = {"internal_api": "openblas", "version": "0.3.31", "architecture": "Haswell", "num_threads": 1}
+    scipy_blas = {**numpy_blas, "version": "0.3.30"}
+    infos = [{"spec": {"experiment": e}, "threads": 1,
+              "environment": {"nnflow": "1", "python": "3.11", "blas": blas}}
+             for e, blas in (("a", [numpy_blas, scipy_blas]), ("b", [scipy_blas, numpy_blas]))]
+    table = environment_table(infos)
+    assert len(table) == 1 and table["n_runs"].tolist() == [2]

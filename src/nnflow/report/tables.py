@@ -192,7 +192,9 @@ def _text(value: Any) -> str:
 
 
 def _blas_text(pools: Any) -> str:
-    """'openblas 0.3.27 Haswell, 1 thread' per threadpoolctl pool, joined with '; '."""
+    """'openblas 0.3.27 Haswell, 1 thread' per threadpoolctl pool, sorted and joined with '; '
+    (NumPy and SciPy each load their own OpenBLAS, listed in import order: one environment,
+    one text)."""
     if not pools:
         return "n/a"
     parts = []
@@ -201,7 +203,7 @@ def _blas_text(pools: Any) -> str:
         threads = "? threads" if n is None else f"{n} thread{'' if n == 1 else 's'}"
         words = [pool.get("internal_api") or "?", pool.get("version"), pool.get("architecture")]
         parts.append(" ".join(str(w) for w in words if w) + f", {threads}")
-    return "; ".join(parts)
+    return "; ".join(sorted(parts))
 
 
 def _thread_env_text(env: Any) -> str:
