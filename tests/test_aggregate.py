@@ -191,7 +191,8 @@ def test_environment_html_is_a_table_of_every_environment(tmp_path):
 def test_one_environment_is_one_row_whatever_order_its_blas_libraries_loaded_in():
     from nnflow.report.tables import environment_table
 
-    numpy_blas = {"internal_api": "openblas", "version": "0.3.31", "architecture": "Haswell", "num_threads": 1}
+    numpy_blas = {"internal_api": "openblas", "version": "0.3.31", "architecture": "Haswell",
+                  "num_threads": 1}
     scipy_blas = {**numpy_blas, "version": "0.3.30"}
     infos = [{"spec": {"experiment": e}, "threads": 1,
               "environment": {"nnflow": "1", "python": "3.11", "blas": blas}}
