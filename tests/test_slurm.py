@@ -79,6 +79,9 @@ def runs(cluster, tmp_path_factory):
         "--cores", "2",                              # the test node's CPUs: the most one job may ask for
         "--slurm-status-command", "squeue",          # no accounting daemon, so no sacct
         "--slurm-no-account",
+        # the README's recipe: --default-resources replaces the profile's list, so every rule
+        # must declare its own mem_mb and runtime (checked in test_jobs_ran_as_slurm_jobs)
+        "--default-resources", f"slurm_partition={PARTITION}",
         "--slurm-init-seconds-before-status-checks", "1",
         "--seconds-between-status-checks", "1",
         "--max-status-checks-per-second", "10",
@@ -104,13 +107,15 @@ def runs(cluster, tmp_path_factory):
 
 
 def _slurm_jobs(cluster) -> dict[str, dict[str, str]]:
-    """SLURM job id -> comment (the plugin writes rule/group + wildcards there), partition, CPUs."""
-    res = subprocess.run(["squeue", "-h", "--states", "all", "-o", "%i|%k|%P|%C|%T"], env=cluster.env,
-                         capture_output=True, text=True, check=True)
+    """SLURM job id -> comment (the plugin writes rule/group + wildcards there), partition, CPUs,
+    time limit and requested memory."""
+    res = subprocess.run(["squeue", "-h", "--states", "all", "-o", "%i|%k|%P|%C|%T|%l|%m"],
+                         env=cluster.env, capture_output=True, text=True, check=True)
     jobs = {}
     for line in res.stdout.splitlines():
-        jobid, comment, partition, cpus, state = line.split("|")
-        jobs[jobid] = {"comment": comment, "partition": partition, "cpus": cpus, "state": state}
+        jobid, comment, partition, cpus, state, time_limit, memory = line.split("|")
+        jobs[jobid] = {"comment": comment, "partition": partition, "cpus": cpus, "state": state,
+                       "time_limit": time_limit, "memory": memory}
     return jobs
 
 
@@ -145,6 +150,10 @@ def test_jobs_ran_as_slurm_jobs(runs, cluster):
     assert not any(c.startswith(f"rule_{GROUPED_RULE}") for c in comments)
     assert {j["partition"] for j in ours.values()} == {PARTITION}
     assert all(int(j["cpus"]) <= 2 for j in ours.values())  # --cores 2 caps a (group) job's CPUs
+    # every job asked for the time and memory its rule declares, not the partition's defaults
+    # (the test partition's time limit is INFINITE: a job without a runtime shows UNLIMITED)
+    assert all(j["time_limit"] not in ("UNLIMITED", "INFINITE") for j in ours.values()), ours
+    assert all(j["memory"] not in ("0", "0M") for j in ours.values()), ours
     # the one group job ran every network2 run
     group_log = next(Path(log) for _, log in submitted if f"group_{GROUP}_" in log).read_text()
     network2 = [r for r in expand_runs(yaml.safe_load(SMOKE_CONFIG.read_text())["experiments"]).values()

@@ -19,6 +19,8 @@ rule experiment_table:
         ),
     params:
         code=code_hash("experiment_table.py"),
+    resources:
+        **SMALL_JOB,
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
     wildcard_constraints:
@@ -55,6 +57,8 @@ for _experiment in L.plotted_experiments():
             dataset_label=DATASETS[_cfg["dataset"]].label,
             analysis=canonical_json(_cfg["analysis"]),
             code=code_hash("experiment_figure.py", figure_kind(_cfg["figure"]).module),
+        resources:
+            **SMALL_JOB,
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
         script:
@@ -88,6 +92,8 @@ rule metrics_table:
         ),
     params:
         code=code_hash("metrics_table.py"),
+    resources:
+        **SMALL_JOB,
     log:
         f"{RESULTS}/logs/metrics_table.log",
     script:
@@ -114,6 +120,8 @@ rule environment_table:
         caption=f"{RESULTS}/environment.rst",
     params:
         code=code_hash("environment_table.py"),
+    resources:
+        **SMALL_JOB,
     log:
         f"{RESULTS}/logs/environment_table.log",
     script:

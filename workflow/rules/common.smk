@@ -38,6 +38,11 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
 RESULTS = L.results
+# What the short jobs (tables, figures, the search's selection) ask a scheduler for. Every
+# computing rule declares mem_mb and runtime itself, so a command line's
+# --default-resources (e.g. slurm_partition=..., which replaces the profile's whole list)
+# leaves no job without them.
+SMALL_JOB = {"mem_mb": 1000, "runtime": 10}
 # Caption templates are read by the figure jobs; an absolute path keeps them
 # found when the workflow runs in another directory (--directory).
 REPORT_TEMPLATES = Path(workflow.basedir) / "workflow" / "report"

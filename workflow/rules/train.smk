@@ -51,6 +51,8 @@ rule challenge_select:
         chosen=f"{L.experiments_dir}/{{experiment}}/chosen.json",
     params:
         code=code_hash("challenge_select.py"),
+    resources:
+        **SMALL_JOB,
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/select.log",
     wildcard_constraints:
