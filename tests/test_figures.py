@@ -769,3 +769,9 @@ def test_cost_figure_of_a_short_run_has_no_zoomed_row(tmp_path, monkeypatch):
     (fig,) = saved
     assert len([ax for ax in fig.axes if ax.get_title()]) == 2
     assert "Every epoch is shown (too few epochs for a zoomed row)." in caption
+
+
+def test_legends_count_one_seed_in_the_singular():
+    from nnflow.report.figures.common import n_seeds
+
+    assert (n_seeds(1), n_seeds(3)) == ("n=1 seed", "n=3 seeds")

@@ -405,6 +405,11 @@ def bullet_list(lines: Sequence[str]) -> str:
     return "\n".join(f"- {line}" for line in lines) if lines else "- (no completed runs)"
 
 
+def n_seeds(n: int) -> str:
+    """'n=3 seeds', 'n=1 seed': the seed count of a legend entry or a panel title."""
+    return f"n={n} seed{'' if n == 1 else 's'}"
+
+
 def seeds_in(band: pd.DataFrame, group: str) -> int:
     c = group_curve(band, group)
     return int(c["n"].max()) if len(c) else 0

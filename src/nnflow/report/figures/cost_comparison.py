@@ -25,6 +25,7 @@ from nnflow.report.figures.common import (
     groups_in_order,
     int_epochs,
     kind_build,
+    n_seeds,
     new_figure,
     peak,
     percent,
@@ -195,7 +196,8 @@ def mnist_cost_figure(tidy, analysis, numbers) -> Figure:
         for ax in axes[:, col]:
             for i, g in enumerate(groups_in_order(tidy)):
                 color = f"C{i}"
-                draw_band(ax, group_curve(band, g), f"{pretty_group(g)} (n={seeds_in(band, g)} seeds)", color)
+                label = f"{pretty_group(g)} ({n_seeds(seeds_in(band, g))})"
+                draw_band(ax, group_curve(band, g), label, color)
                 draw_diverged(ax, tidy, g, metric, color, scale=100, label_runs=ax is axes[0, col])
             int_epochs(ax)
             ax.set_ylabel("accuracy (%)")

@@ -23,6 +23,7 @@ from nnflow.report.figures.common import (
     groups_in_order,
     int_epochs,
     kind_build,
+    n_seeds,
     new_figure,
     num,
     run_table,
@@ -419,7 +420,7 @@ def unstable_figure(tidy, analysis, numbers) -> Figure:
             point = f"{p.get('activation')} + {p.get('update_rule')} (lr {lr})"
             if i == 0:
                 ax.set_title(
-                    f"{point}, n={n} seeds\ngradient ratio layer {last}/{first}: "
+                    f"{point}, {n_seeds(n)}\ngradient ratio layer {last}/{first}: "
                     f"{num(x['ratio_init'], 3)} → {num(x['ratio_end'], 3)}",
                     fontsize=9,
                 )

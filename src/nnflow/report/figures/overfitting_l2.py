@@ -24,6 +24,7 @@ from nnflow.report.figures.common import (
     int_epochs,
     kind_build,
     last_value,
+    n_seeds,
     new_figure,
     num,
     peak,
@@ -215,7 +216,7 @@ def mnist_overfitting_figure(tidy, analysis, numbers) -> Figure:
     for i, g in enumerate(groups_in_order(tidy)):
         color = f"C{i}"
         x = next(y for y in numbers["groups"] if y["group"] == g)
-        lab = f"λ = {x['lmbda']:g} (n={seeds_in(test, g)} seeds)"
+        lab = f"λ = {x['lmbda']:g} ({n_seeds(seeds_in(test, g))})"
         draw_band(ax_cost, group_curve(cost, g), lab, color)
         draw_diverged(ax_cost, tidy, g, "train_cost", color)
         draw_band(ax_test, group_curve(test, g), lab, color)

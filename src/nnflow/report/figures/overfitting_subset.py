@@ -20,6 +20,7 @@ from nnflow.report.figures.common import (
     int_epochs,
     kind_build,
     last_value,
+    n_seeds,
     new_figure,
     peak,
     percent,
@@ -104,11 +105,11 @@ def cifar_overfitting_figure(tidy, analysis, numbers) -> Figure:
         c1, c2 = (f"C{2 * i}", f"C{2 * i + 1}")
         pre = f"{pretty_group(g)}: " if multi else ""
         n = seeds_in(train, g)
-        train_label = f"{pre}training, {numbers['n_train_text']} pairs (n={n} seeds)"
+        train_label = f"{pre}training, {numbers['n_train_text']} pairs ({n_seeds(n)})"
         draw_band(ax_acc, group_curve(train, g), train_label, c1)
-        draw_band(ax_acc, group_curve(val, g), f"{pre}validation (n={n} seeds)", c2)
+        draw_band(ax_acc, group_curve(val, g), f"{pre}validation ({n_seeds(n)})", c2)
         draw_diverged(ax_acc, tidy, g, "train_accuracy", c1, scale=100)
-        draw_band(ax_loss, group_curve(loss, g), f"{pre}training loss (n={n} seeds)", c1)
+        draw_band(ax_loss, group_curve(loss, g), f"{pre}training loss ({n_seeds(n)})", c1)
         draw_diverged(ax_loss, tidy, g, "train_loss", c1, label_runs=False)
     ax_acc.axhline(
         numbers["target_train_pct"],

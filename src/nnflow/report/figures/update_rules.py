@@ -24,6 +24,7 @@ from nnflow.report.figures.common import (
     int_epochs,
     kind_build,
     last_value,
+    n_seeds,
     new_figure,
     num,
     peak,
@@ -151,7 +152,7 @@ def cifar_optimizers_figure(tidy, analysis, numbers) -> Figure:
         for i, g in enumerate(order):
             p = group_params(runs, g)
             lr, n = value_text(p.get("learning_rate")), seeds_in(band, g)
-            lab = f"{p.get('update_rule')} (lr {lr}, n={n} seeds)"
+            lab = f"{p.get('update_rule')} (lr {lr}, {n_seeds(n)})"
             draw_band(ax, group_curve(band, g), lab, f"C{i}")
             draw_diverged(ax, tidy, g, metric, f"C{i}", scale=scale, label_runs=metric == "train_loss")
         int_epochs(ax)
