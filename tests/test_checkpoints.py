@@ -182,3 +182,22 @@ def test_data_identity_changes_when_the_prepared_data_is_rewritten(tmp_path):
     assert data_identity(tmp_path) == before
     np.save(tmp_path / "X_train.npy", np.zeros(4))
     assert data_identity(tmp_path) != before
+
+
+def test_a_resumed_network2_run_writes_the_same_metrics_bytes(tmp_path, data, monkeypatch):
+    spec = _spec("network2", NET2)
+    ref = _reference(tmp_path, spec)
+    original = Checkpoint.save
+
+    def save(self, arrays, meta, files=()):
+        if meta["epoch"] == 3:  # epoch 3 trained, its checkpoint never written: the job dies
+            raise Interrupted
+        original(self, arrays, meta, files)
+
+    with monkeypatch.context() as m:
+        m.setattr(Checkpoint, "save", save)
+        with pytest.raises(Interrupted):
+            train_run(spec, "unused", _outputs(tmp_path / "out"), tmp_path / "ckpt", code="code-A")
+    info = train_run(spec, "unused", _outputs(tmp_path / "out"), tmp_path / "ckpt", code="code-A")
+    assert info["checkpoint"] == {"resumed_from_epoch": 2}
+    _assert_like(tmp_path, ref)  # metrics.csv byte for byte, the weights exactly

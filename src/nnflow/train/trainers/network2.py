@@ -14,6 +14,8 @@ from nnflow.train.checkpoint import Checkpoint, rng_state, set_rng_state
 from nnflow.train.trainers import Trained, take_first
 
 log = logging.getLogger(__name__)
+# metrics.csv's columns, in this order
+ROW_COLUMNS = ("epoch", "train_cost", "train_accuracy", "test_cost", "test_accuracy")
 
 NETWORK2_INIT = {"default": "default_weight_initializer", "large": "large_weight_initializer"}
 
@@ -46,20 +48,20 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
         net.weights = [arrays[f"w{i}"] for i in range(n_layers)]
         net.biases = [arrays[f"b{i}"] for i in range(n_layers)]
         set_rng_state(net.rng, meta["rng"])
-        rows, epoch_seconds, start_epoch = meta["rows"], meta["epoch_seconds"], meta["epoch"]
+        # state.json stores its keys sorted: put each row back in the columns' order, so a
+        # resumed run writes the same metrics.csv bytes as an uninterrupted one
+        rows = [{key: row[key] for key in ROW_COLUMNS} for row in meta["rows"]]
+        epoch_seconds, start_epoch = meta["epoch_seconds"], meta["epoch"]
 
     n_train, n_test = X.shape[0], X_test.shape[0]
     clock = [time.perf_counter()]
 
     def after_epoch(j: int, network: Any, record: dict[str, Any]) -> None:
         now = time.perf_counter()
-        rows.append({
-            "epoch": start_epoch + j + 1,
-            "train_cost": record.get("training_cost"),
-            "train_accuracy": record.get("training_accuracy", 0) / n_train,
-            "test_cost": record.get("evaluation_cost"),
-            "test_accuracy": record.get("evaluation_accuracy", 0) / n_test,
-        })
+        values = (start_epoch + j + 1, record.get("training_cost"),
+                  record.get("training_accuracy", 0) / n_train, record.get("evaluation_cost"),
+                  record.get("evaluation_accuracy", 0) / n_test)
+        rows.append(dict(zip(ROW_COLUMNS, values, strict=True)))
         epoch_seconds.append(now - clock[0])
         log.info("%s", epoch_line(rows[-1], epochs, epoch_seconds[-1]))
         progress.epoch(rows[-1]["epoch"], f"test accuracy {100 * rows[-1]['test_accuracy']:.2f}%")
