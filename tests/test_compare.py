@@ -19,10 +19,10 @@ import pytest
 from nnflow.compare.diff import compare
 from nnflow.compare.figure import comparison_figure, draw_comparison, figure_rows
 from nnflow.compare.headline import headline_text
-from nnflow.compare.results import SNAPSHOT_MANIFEST, load_result_set, resolve, sha256_file
+from nnflow.compare.results import SNAPSHOT_MANIFEST, load_result_set, resolve
 from nnflow.compare.snapshot import make_snapshot
 from nnflow.compare.text import comparison_text, runs_text
-from nnflow.files import load_npz, save_npz, write_json
+from nnflow.files import file_sha256, load_npz, save_npz, write_json
 from nnflow.report.tables import experiment_tables, write_frame
 from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.run import write_run_outputs
@@ -333,9 +333,9 @@ def test_a_snapshot_keeps_the_small_files_and_hashes_the_weights(result_sets, tm
         rel = Path(ResultTree(".").run_dir(run_id)).relative_to(".").as_posix()
         assert {f"{rel}/run.json", f"{rel}/metrics.csv"} <= files
         model = f"{rel}/model.npz"
-        assert manifest["models"][model]["sha256"] == sha256_file(results / model)
+        assert manifest["models"][model]["sha256"] == file_sha256(results / model)
     assert {"summary.csv", "theory/unstable/numbers.json", "config.yaml", SNAPSHOT_MANIFEST} <= files
-    assert manifest["config"]["sha256"] == sha256_file(config) and manifest["created"].endswith("Z")
+    assert manifest["config"]["sha256"] == file_sha256(config) and manifest["created"].endswith("Z")
     assert json.loads((snap / SNAPSHOT_MANIFEST).read_text())["models"] == manifest["models"]
     # the snapshot compares as equal to what it was taken of
     same = compare(load_result_set(snap), load_result_set(results))

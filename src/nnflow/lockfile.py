@@ -95,6 +95,7 @@ def normalize_name(name: str) -> str:
 
 
 def file_sha256(path: str | os.PathLike) -> str:
+    # not nnflow.files.file_sha256: this module runs under a bare Python (make container), without NumPy
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 

@@ -28,7 +28,6 @@ PageRank graph's ``summary.json`` and a search's ``chosen.json``.
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import os
 from collections.abc import Mapping
@@ -36,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nnflow.files import read_json
+from nnflow.files import file_sha256, read_json
 from nnflow.pagerank.cases import GRAPH_ANALYSIS_FILES
 from nnflow.report.tables import summarise_run
 from nnflow.workflow.layout import RUN_OUTPUTS, SEARCH_OUTPUTS, SUMMARY_TABLE, THEORY_NUMBERS, ResultTree
@@ -124,14 +123,6 @@ def number_files(root: str | os.PathLike) -> list[Path]:
     return [p for p in candidates if p.is_file()]
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     """Nested JSON as ``{"a.b[0].c": leaf}`` (an empty list or dict is a leaf)."""
     if isinstance(value, Mapping) and value:
@@ -173,7 +164,7 @@ def read_run(run_dir: Path, root: Path, models: Mapping[str, Any] | None) -> Run
     if models is not None:
         sha = (models.get(model.relative_to(root).as_posix()) or {}).get("sha256")
     else:
-        sha = sha256_file(model) if model.is_file() else None
+        sha = file_sha256(model) if model.is_file() else None
     return RunRecord(
         run_id=spec["run_id"], experiment=spec["experiment"], trainer=spec.get("trainer", "n/a"),
         seed=spec.get("seed"), params=dict(spec["params"]), status=str(row["status"]),

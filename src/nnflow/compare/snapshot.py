@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import nnflow
-from nnflow.compare.results import SNAPSHOT_MANIFEST, ResultsError, sha256_file
-from nnflow.files import write_json
+from nnflow.compare.results import SNAPSHOT_MANIFEST, ResultsError
+from nnflow.files import file_sha256, write_json
 from nnflow.runtime import git_commit
 from nnflow.workflow.layout import SOLVER_OUTPUTS, TABLES, ResultTree
 
@@ -75,7 +75,7 @@ def _config_record(config: str | os.PathLike | None) -> tuple[dict[str, Any] | N
     if not path.is_file():
         raise ResultsError(f"config file {path}: not found (give --config the file the results were "
                            "made with)")
-    return {"path": str(path), "sha256": sha256_file(path)}, path
+    return {"path": str(path), "sha256": file_sha256(path)}, path
 
 
 def make_snapshot(name_or_path: str, results: str | os.PathLike = "results",
@@ -105,7 +105,7 @@ def make_snapshot(name_or_path: str, results: str | os.PathLike = "results",
         "config": config_record,
         "files": len(kept),
         "bytes": sum((root / rel).stat().st_size for rel in kept),
-        "models": {rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
+        "models": {rel: {"sha256": file_sha256(root / rel), "bytes": (root / rel).stat().st_size}
                    for rel in hashed},
     }
     target.parent.mkdir(parents=True, exist_ok=True)

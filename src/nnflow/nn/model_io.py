@@ -9,13 +9,12 @@ renames) is detected on load.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import numpy as np
 
-from nnflow.files import load_npz, read_json, save_npz, write_json
+from nnflow.files import file_sha256, load_npz, read_json, save_npz, write_json
 
 __all__ = ["save_model", "load_model", "model_paths", "required", "inferred_dtype"]
 
@@ -28,14 +27,6 @@ def model_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     if path.suffix in (".npz", ".json"):
         path = path.with_suffix("")
     return path.with_name(path.name + ".npz"), path.with_name(path.name + ".json")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_model(path, params, metadata=None):
@@ -58,7 +49,7 @@ def save_model(path, params, metadata=None):
     record = {
         "format": FORMAT,
         "npz": npz_path.name,
-        "npz_sha256": _sha256(npz_path),
+        "npz_sha256": file_sha256(npz_path),
         "arrays": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in arrays.items()},
         "metadata": dict(metadata or {}),
     }
@@ -76,7 +67,7 @@ def load_model(path):
     record = read_json(json_path)
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise ValueError(f"{json_path}: not an nnflow model file (format {FORMAT!r} expected)")
-    if _sha256(npz_path) != record.get("npz_sha256"):
+    if file_sha256(npz_path) != record.get("npz_sha256"):
         raise ValueError(f"{npz_path} does not match the checksum recorded in {json_path}")
     params = load_npz(npz_path)
     return params, record["metadata"]

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from nnflow.files import load_npz, read_json, save_npz, write_json
+from nnflow.files import file_sha256, load_npz, read_json, save_npz, write_json
 
 log = logging.getLogger(__name__)
 
@@ -46,14 +46,6 @@ class CheckpointBusyError(RuntimeError):
 
 class DamagedCheckpointError(ValueError):
     """A checkpoint that cannot be read back exactly as it was written."""
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def data_identity(directory: str | os.PathLike) -> str:
