@@ -71,11 +71,9 @@ rule metrics_table:
         metrics=expand(f"{L.experiments_dir}/{{experiment}}/metrics.csv", experiment=L.trained_experiments()),
         summaries=expand(f"{L.experiments_dir}/{{experiment}}/summary.csv", experiment=L.trained_experiments()),
         # per random search, its retrained winner: metrics, run record and the test evaluation
-        finals=[
-            f"{L.experiments_dir}/{e}/final/{name}"
-            for e in L.search_experiments()
-            for name in ("metrics.csv", "run.json", "test.json")
-        ],
+        final_metrics=[f"{L.experiments_dir}/{e}/final/metrics.csv" for e in L.search_experiments()],
+        final_runs=[f"{L.experiments_dir}/{e}/final/run.json" for e in L.search_experiments()],
+        final_tests=[f"{L.experiments_dir}/{e}/final/test.json" for e in L.search_experiments()],
     output:
         metrics=f"{RESULTS}/metrics.csv",
         summary=report(
