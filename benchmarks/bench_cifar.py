@@ -172,7 +172,7 @@ def adam_micro(dtype, steps):
 
             contenders[f"PyTorch Adam ({'fused' if fused else 'default'})"] = torch_step
     times = C.interleaved(contenders, 3)
-    return {k: [t / steps for t in v] for k, v in times.items()}
+    return {k: v.scaled(1 / steps) for k, v in times.items()}
 
 
 def run(quick=False, repeats=None, dtypes=("float32",), log=print):

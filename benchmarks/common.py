@@ -4,7 +4,9 @@ Every comparison is measured IN THE SAME RUN and INTERLEAVED: repetition r runs
 contender A, then B, then C, ... so that a change in the machine's load (the
 benchmark machines are shared) hits every contender alike. Each figure is the
 min and the median over the repetitions; ratios are taken between medians of
-the same run (and, as a cross-check, between minima).
+the same run (and, as a cross-check, between minima). Every measurement also records the
+machine's conditions while it ran and its spread (noise.py); a row they make unreliable
+is marked so and reports no ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.common
+    import noise
+except ImportError:  # pragma: no cover
+    from benchmarks import noise
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -33,24 +40,27 @@ def timed(fn: Callable[[], object]) -> float:
 
 def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
                 setup: dict[str, Callable[[], Callable[[], object]]] | None = None,
-                warmup: bool = True) -> dict[str, list[float]]:
+                warmup: bool = True) -> dict[str, noise.Samples]:
     """Time each contender ``repeats`` times, interleaved (A B C A B C ...).
 
     ``contenders[name]`` is a zero-argument callable timed as a whole. With
     ``setup[name]`` given, it is called (untimed) before every repetition and
     returns the callable to time (fresh model / optimiser state per repetition).
+    Each contender's times carry the machine's conditions during the whole interleaved
+    measurement (``.conditions``, see noise.py).
     """
     times: dict[str, list[float]] = {name: [] for name in contenders}
-    if warmup:
-        for name, fn in contenders.items():
-            if setup and name in setup:
-                continue  # a setup-based contender warms up in its own first repetition
-            fn()
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            run = setup[name]() if setup and name in setup else fn
-            times[name].append(timed(run))
-    return times
+    with noise.Watch() as watch:
+        if warmup:
+            for name, fn in contenders.items():
+                if setup and name in setup:
+                    continue  # a setup-based contender warms up in its own first repetition
+                fn()
+        for _ in range(repeats):
+            for name, fn in contenders.items():
+                run = setup[name]() if setup and name in setup else fn
+                times[name].append(timed(run))
+    return {name: noise.samples(ts, watch.conditions) for name, ts in times.items()}
 
 
 def summary(ts: list[float]) -> tuple[float, float]:
@@ -130,15 +140,27 @@ def have_torch() -> bool:
     return True
 
 
+MAX_SPREAD = noise.SPREAD_LIMIT  # run.py --max-spread sets it
+
+
 def row(bench: str, case: str, tool: str, ts: list[float], *, dtype: str = "", threads=None,
         ref: list[float] | None = None, ref_name: str = "", target: float | None = None,
         **extra) -> dict:
-    """One result row: min/median seconds, ratio of medians against ``ref``."""
+    """One result row: min/median seconds, ratio of medians against ``ref``.
+
+    ``spread`` (max/min of the repetitions, also ``ref_spread``) and the machine's conditions
+    during the measurement decide ``reliable``; an unreliable row keeps its ratio only as
+    ``ratio_median_unreliable`` and meets no target (``meets`` None): noise is not a result.
+    """
     tmin, tmed = summary(ts)
+    conditions = noise.conditions_of(ts)
+    if ref is not None and noise.conditions_of(ref) is not None:
+        conditions = noise.conditions_of(ref).merged(conditions)
     r = {"bench": bench, "case": case, "tool": tool, "dtype": dtype, "threads": threads,
          "repeats": len(ts), "min_s": tmin, "median_s": tmed, "ratio_to": ref_name,
          "ratio_median": None, "ratio_min": None, "target": target, "meets": None,
-         "blas_kernel": blas_kernel()}
+         "blas_kernel": blas_kernel(), "spread": noise.spread(ts),
+         "ref_spread": noise.spread(ref) if ref is not None else None}
     if ref is not None:
         rmin, rmed = summary(ref)
         r["ratio_median"] = tmed / rmed
@@ -146,4 +168,29 @@ def row(bench: str, case: str, tool: str, ts: list[float], *, dtype: str = "", t
         if target is not None:
             r["meets"] = bool(r["ratio_median"] <= target)
     r.update(extra)
+    return judge(r, conditions)
+
+
+# The figures an unreliable row must not report; each is kept as <name>_unreliable.
+REPORTED = ("ratio_median", "ratio_min", "peak_fraction_median", "peak_fraction_best", "share")
+VERDICTS = ("meets", "meets_peak")
+
+
+def judge(r: dict, conditions: noise.Conditions | None) -> dict:
+    """Set ``reliable`` / ``unreliable_reason`` / ``load_max`` / ``foreign_cpu`` of a row from
+    its spreads and ``conditions``; an unreliable row's figures move to ``*_unreliable``."""
+    r["load_max"] = conditions.load_max if conditions else None
+    r["foreign_cpu"] = conditions.foreign_cpu if conditions else None
+    r["conditions_known"] = conditions is not None
+    reason = noise.verdict([r.get("spread"), r.get("ref_spread")], conditions, MAX_SPREAD)
+    r["reliable"] = reason is None
+    r["unreliable_reason"] = reason
+    if reason is not None:
+        for key in REPORTED:
+            if r.get(key) is not None:
+                r[f"{key}_unreliable"] = r[key]
+                r[key] = None
+        for key in VERDICTS:
+            if key in r:
+                r[key] = None
     return r

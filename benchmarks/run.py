@@ -33,13 +33,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import common as C  # noqa: E402
+import noise  # noqa: E402
 
 PAGERANK_TARGETS = {"networkx.pagerank": 0.05, "igraph PRPACK": 1.0}
 LARGE_TARGET_S = 5.0
 LARGE_TARGET_MB = 3000.0
 
 COLUMNS = ["bench", "case", "tool", "dtype", "threads", "repeats", "min_s", "median_s",
-           "ratio_to", "ratio_median", "ratio_min", "target", "meets", "blas_kernel"]
+           "ratio_to", "ratio_median", "ratio_min", "target", "meets", "reliable",
+           "unreliable_reason", "spread", "ref_spread", "load_max", "foreign_cpu", "blas_kernel"]
 
 
 def run_pagerank(quick, log):
@@ -84,26 +86,46 @@ def _fmt(v, digits=3):
     return str(v)
 
 
-def markdown(rows, env_line, started, quick, elapsed):
+def load_line(conditions, rows):
+    """One sentence: the machine's load during the whole run and how many rows it spoiled."""
+    bad = [r for r in rows if not r["reliable"]]
+    parts = []
+    if conditions is not None and conditions.load_max is not None:
+        parts.append(f"1-minute load average at most {conditions.load_max:.2f} on "
+                     f"{conditions.cores} cores")
+    if conditions is not None and conditions.foreign_cpu is not None:
+        parts.append(f"other processes used {conditions.foreign_cpu:.2f} cores on average")
+    verdict = (f"**{len(bad)} of {len(rows)} rows unreliable** (spread max/min > "
+               f"{C.MAX_SPREAD:g}, or other processes competing for the cores): their ratios "
+               "are not reported" if bad else
+               f"every row reliable (spread max/min <= {C.MAX_SPREAD:g}, no competing load)")
+    return f"Load during the run: {', '.join(parts) or 'not recorded'}; {verdict}."
+
+
+def markdown(rows, env_line, started, quick, elapsed, conditions=None):
     lines = [f"Benchmarks of nnflow ({'--quick' if quick else 'full'} run, {started} UTC, "
              f"{elapsed / 60:.1f} min, git {rows and rows[0].get('git') or ''})",
              "",
              f"Machine: {env_line}",
              "",
+             load_line(conditions, rows),
+             "",
              "Times are min / median of interleaved repetitions in this run; ratio = nnflow's "
              "median / the peer's median (< 1: nnflow faster). MNIST and CIFAR data are "
              "synthetic random arrays of the real shapes. Regenerate with "
-             "`.venv/bin/python benchmarks/run.py` (`make bench`).",
+             "`.venv/bin/python benchmarks/run.py` (`make bench`). Spread = max / min of the "
+             "contender's repetitions (/ the peer's).",
              "",
-             "| benchmark | case | contender | dtype | thr | min s | median s | ratio vs | "
+             "| benchmark | case | contender | dtype | thr | min s | median s | spread | ratio vs | "
              "ratio | target | met |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ratio = r["ratio_median"]
         target = r["target"]
         met = r["meets"]
-        if r.get("peak_fraction_median") is not None:
-            ratio = r["peak_fraction_median"]
+        if r.get("peak_fraction_median") is not None or \
+                r.get("peak_fraction_median_unreliable") is not None:
+            ratio = r.get("peak_fraction_median")
             target = f">= {r['target']}" if r["target"] is not None else ""
             met = r.get("meets_peak") if r["target"] is not None else None
             r_to = f"GEMM peak ({r.get('epoch_gflops', 0):.0f} GFLOP/s of an epoch)"
@@ -121,10 +143,16 @@ def markdown(rows, env_line, started, quick, elapsed):
             r_to, ratio = "jobs", r["jobs"]
         if r["bench"] == "workflow" and r["target"] is not None:
             target = f"< {r['target']} s"
+        ratio_cell, met_cell = _fmt(ratio), _fmt(met)
+        if not r["reliable"]:
+            ratio_cell, met_cell = "unreliable", f"unreliable: {r['unreliable_reason']}"
+        spread = _fmt(r.get("spread"), 3)
+        if r.get("ref_spread") is not None:
+            spread += f" / {_fmt(r['ref_spread'], 3)}"
         lines.append("| " + " | ".join([
             r["bench"], r["case"], r["tool"], r["dtype"] or "", _fmt(r["threads"]),
-            _fmt(r["min_s"]), _fmt(r["median_s"]), r_to or "", _fmt(ratio), str(target or ""),
-            _fmt(met)]) + " |")
+            _fmt(r["min_s"]), _fmt(r["median_s"]), spread, r_to or "", ratio_cell,
+            str(target or ""), met_cell]) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -166,7 +194,17 @@ def main(argv=None):
                     help="comma-separated subset of mnist,cifar,pagerank,workflow")
     ap.add_argument("--no-latest-md", action="store_true",
                     help="do not overwrite benchmarks/latest.md")
+    ap.add_argument("--max-spread", type=float, default=noise.SPREAD_LIMIT,
+                    help="a contender whose repetitions' max/min exceeds this is unreliable "
+                    f"(default {noise.SPREAD_LIMIT})")
     args = ap.parse_args(argv)
+    if not args.max_spread > 1:
+        ap.error(f"--max-spread must be > 1 (max/min of repetitions), got {args.max_spread}")
+    C.MAX_SPREAD = args.max_spread
+    unknown = sorted(set(args.only.split(",")) - {"mnist", "cifar", "pagerank", "workflow"})
+    if unknown:
+        ap.error(f"--only: unknown benchmark(s) {', '.join(unknown)}; choose from "
+                 "mnist, cifar, pagerank, workflow")
     which = set(args.only.split(","))
     from nnflow.runtime import environment
 
@@ -182,20 +220,23 @@ def main(argv=None):
     env_line = C.blas_line()
     log(f"Machine: {env_line}")
     rows = []
-    if "mnist" in which:
-        import bench_mnist
 
-        rows += bench_mnist.run(args.quick, log=log)
-    if "cifar" in which:
-        import bench_cifar
+    def bench(name):
+        if name == "pagerank":
+            return lambda: run_pagerank(args.quick, log)
+        module = __import__(f"bench_{name}")
+        return lambda: module.run(args.quick, log=log)
 
-        rows += bench_cifar.run(args.quick, log=log)
-    if "pagerank" in which:
-        rows += run_pagerank(args.quick, log)
-    if "workflow" in which:
-        import bench_workflow
-
-        rows += bench_workflow.run(args.quick, log=log)
+    with noise.Watch() as whole_run:
+        for name in ("mnist", "cifar", "pagerank", "workflow"):
+            if name not in which:
+                continue
+            with noise.Watch() as part:
+                part_rows = bench(name)()
+            for r in part_rows:  # measured outside common.interleaved: judged by the part's load
+                if not r["conditions_known"]:
+                    C.judge(r, part.conditions)
+            rows += part_rows
     elapsed = time.perf_counter() - t0
     for r in rows:
         r["git"] = env.get("git_commit")
@@ -207,10 +248,11 @@ def main(argv=None):
             w.writeheader()
             w.writerows(rows)
     env_record = {**env, "machine_line": env_line, "quick": args.quick, "started_utc": started,
-                  "elapsed_s": elapsed}
+                  "elapsed_s": elapsed, "load": whole_run.conditions.as_dict(),
+                  "max_spread": C.MAX_SPREAD}
     (C.RESULTS / f"{stamp}_env.json").write_text(json.dumps(env_record, indent=2, default=str))
     (C.RESULTS / "latest_env.json").write_text(json.dumps(env_record, indent=2, default=str))
-    table = markdown(rows, env_line, started, args.quick, elapsed)
+    table = markdown(rows, env_line, started, args.quick, elapsed, whole_run.conditions)
     (C.RESULTS / f"{stamp}.md").write_text(table)
     if not args.no_latest_md:
         (HERE / "latest.md").write_text(table)
