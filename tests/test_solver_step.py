@@ -6,6 +6,9 @@ FullyConnectedNet step in reused buffers, one update call over all parameters la
 end) must give exactly its losses, parameters and optimiser state.
 """
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -229,3 +232,31 @@ def _continue(model, data, configs, rng):
     for cfg in configs.values():
         cfg["learning_rate"] *= 0.9
     return losses, configs
+
+
+
+REGISTERED_FIRST = """
+import numpy as np
+from nnflow.nn import optim
+shapes = []
+def normalised_sgd(w, dw, config=None):
+    shapes.append(w.shape)
+    return optim.sgd(w, dw / max(np.linalg.norm(dw), 1e-12), config)
+optim.UPDATE_RULES["normalised_sgd"] = normalised_sgd  # registered before the Solver is imported
+from nnflow.nn.fc_net import FullyConnectedNet
+from nnflow.nn.solver import Solver
+rng = np.random.default_rng(0)
+X, y = rng.standard_normal((40, 6)), rng.integers(0, 3, 40)
+model = FullyConnectedNet([5], input_dim=6, num_classes=3, dtype=np.float64, seed=1)
+Solver(model, {"X_train": X, "y_train": y, "X_val": X, "y_val": y}, update_rule="normalised_sgd",
+       batch_size=10, num_epochs=1, verbose=False, seed=2).train()
+print(sorted(set(shapes)) == sorted({w.shape for w in model.params.values()}))
+"""
+
+
+def test_a_rule_added_to_the_registry_is_called_per_parameter():
+    """A registered rule may not be elementwise (e.g. a whole-parameter norm): no fused call."""
+    proc = subprocess.run([sys.executable, "-c", REGISTERED_FIRST], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"

@@ -26,8 +26,10 @@ from nnflow.nn import optim
 
 __all__ = ["FlatUpdate", "ELEMENTWISE_RULES"]
 
-# The rules whose update of an entry depends on that entry (and the config's scalars) only.
-ELEMENTWISE_RULES = tuple(optim.UPDATE_RULES.values())
+# The rules whose update of an entry depends on that entry (and the config's scalars) only,
+# and which only read the dw they are given. Named one by one: a rule added to the registry
+# later (which may use norms over a whole parameter) is called per parameter.
+ELEMENTWISE_RULES = (optim.sgd, optim.sgd_momentum, optim.rmsprop, optim.adam)
 _ALIGN_BYTES = 64
 
 
