@@ -59,6 +59,8 @@ class _Buffers:
         self.relu_mask = [np.empty((m, d), dtype=bool) for d in dims[1:-1]]
         self.out = np.empty((m, dims[-1]), dtype=dtype)  # the sigmoid outputs a
         self.terms = np.empty((m, dims[-1]), dtype=dtype)
+        # the transposed input of each layer, for its weight gradient x^T dout
+        self.inputs_T = [self.x.T, *[h.T for h in self.h[:-1]]]
 
 
 class FCTrainingStep:
@@ -109,12 +111,15 @@ class FCTrainingStep:
     def loss_and_grads(self, idx):
         """``model.loss(X[idx], y[idx])`` for the rows ``idx``: ``(loss, grads)``.
 
-        ``grads`` are this object's buffers, overwritten by the next call.
+        ``grads`` are this object's buffers, overwritten by the next call. Runs under the
+        caller's ``np.errstate``: saturated sigmoid outputs take ``log(0)`` in the cost (the
+        Solver's training loop ignores divide/invalid/over, as ``CrossEntropyCost.fn`` does).
         """
         m = idx.shape[0]
         buf = self._buffers_for(m)
-        np.take(self.X, idx, axis=0, out=buf.x, mode="clip")
-        np.take(self.T if self.one_hot else self.y, idx, axis=0, out=buf.target, mode="clip")
+        # the indices come from a permutation or integers(0, N): "clip" never clips
+        self.X.take(idx, axis=0, out=buf.x, mode="clip")
+        (self.T if self.one_hot else self.y).take(idx, axis=0, out=buf.target, mode="clip")
         return self._loss(buf, m)
 
     def _loss(self, buf, m):
@@ -131,13 +136,12 @@ class FCTrainingStep:
                 self._activate(h)
         loss, dout = self._data_loss(buf, h, m)
         for i in range(L - 1, -1, -1):
-            h_prev = buf.h[i - 1] if i > 0 else buf.x
-            np.matmul(h_prev.T, dout, out=grads[self.weight_names[i]])
+            np.matmul(buf.inputs_T[i], dout, out=grads[self.weight_names[i]])
             np.add.reduce(dout, axis=0, out=grads[self.bias_names[i]])  # = dout.sum(axis=0)
             if i > 0:  # the input needs no gradient
                 dh = buf.dh[i - 1]
                 np.matmul(dout, params[self.weight_names[i]].T, out=dh)
-                self._activation_backward(dh, h_prev, buf, i - 1)
+                self._activation_backward(dh, buf.h[i - 1], buf, i - 1)
                 dout = dh
         if model.reg:
             loss = loss + self.dtype.type(model._reg_loss())
@@ -206,17 +210,16 @@ class FCTrainingStep:
         ``np.nan_to_num`` of the terms and of their sum changes nothing when the sum is
         finite (a nan or infinite term makes the sum nan or infinite): skipped then.
         """
-        terms, tmp = buf.terms, buf.tmp[-1]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            np.negative(t, out=terms)
-            np.log(a, out=tmp)
-            terms *= tmp
-            np.subtract(1, t, out=tmp)
-            np.subtract(1, a, out=buf.dh[-1])
-            np.log(buf.dh[-1], out=buf.dh[-1])
-            tmp *= buf.dh[-1]
-            terms -= tmp
-            total = np.add.reduce(terms, axis=None)  # = np.sum(terms)
+        terms, tmp, log_1ma = buf.terms, buf.tmp[-1], buf.dh[-1]
+        np.negative(t, out=terms)
+        np.log(a, out=tmp)
+        terms *= tmp
+        np.subtract(1, t, out=tmp)
+        np.subtract(1, a, out=log_1ma)
+        np.log(log_1ma, out=log_1ma)
+        tmp *= log_1ma
+        terms -= tmp
+        total = np.add.reduce(terms, axis=None)  # = np.sum(terms)
         if math.isfinite(total):
             return total
         return CrossEntropyCost.fn(a, t)
