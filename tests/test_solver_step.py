@@ -22,6 +22,7 @@ RULES = {"sgd": {"learning_rate": 0.3}, "sgd_momentum": {"learning_rate": 0.05},
          "rmsprop": {"learning_rate": 1e-2}, "adam": {"learning_rate": 1e-2}}
 NETS = {  # activation, cost, reg, dtype
     "sigmoid-ce": ("sigmoid", "cross_entropy_sigmoid", 0.0, np.float64),
+    "sigmoid-ce-reg-f32": ("sigmoid", "cross_entropy_sigmoid", 0.05, np.float32),
     "relu-softmax-reg-f32": ("relu", "softmax", 0.01, np.float32),
     "tanh-quadratic-reg": ("tanh", "quadratic_sigmoid", 0.1, np.float64),
 }

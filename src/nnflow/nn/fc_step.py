@@ -34,8 +34,8 @@ __all__ = ["FCTrainingStep", "supports"]
 def supports(model):
     """Whether :class:`FCTrainingStep` reproduces ``model.loss`` for this model.
 
-    A :class:`~nnflow.nn.fc_net.FullyConnectedNet` (whose ``loss`` and ``_data_loss`` are
-    not overridden by a subclass) without batch normalisation and dropout.
+    A :class:`~nnflow.nn.fc_net.FullyConnectedNet` (whose ``loss``, ``_data_loss`` and
+    ``_reg_loss`` are not overridden by a subclass) without batch normalisation and dropout.
     """
     from nnflow.nn.fc_net import FullyConnectedNet  # fc_net imports network2: kept lazy
 
@@ -77,7 +77,6 @@ class FCTrainingStep:
         if not supports(model):
             raise ValueError("FCTrainingStep: the model must be a FullyConnectedNet without "
                              "batchnorm and dropout whose loss is not overridden")
-        from nnflow.nn.fc_net import ACTIVATIONS
         from nnflow.nn.network2 import _expit
 
         self.model = model
@@ -92,7 +91,6 @@ class FCTrainingStep:
             self.T[np.arange(self.X.shape[0]), self.y] = 1
         self.expit = _expit()
         self.activation = model.activation
-        self.act_backward = ACTIVATIONS[model.activation][1]
         L = self.num_layers
         self.weight_names = [f"W{i}" for i in range(1, L + 1)]
         self.bias_names = [f"b{i}" for i in range(1, L + 1)]
