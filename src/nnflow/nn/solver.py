@@ -33,6 +33,12 @@ and :attr:`last_state`; a later ``train()`` (after raising ``num_epochs``) puts 
 back first and continues from them. ``restore_best=False`` leaves the last epoch's
 parameters in the model; :meth:`restore_best_params` swaps at any time.
 
+Speed: a plain FullyConnectedNet (no batchnorm, no dropout) trained by a built-in rule
+takes :class:`~nnflow.nn.fc_step.FCTrainingStep` (``model.loss``'s numbers in reused
+buffers) and :class:`~nnflow.nn.flat_update.FlatUpdate` (one rule call for all
+parameters), bit-identical to the per-parameter loop; ``model.params[name]`` and the
+state arrays of ``optim_configs[name]`` are then views of flat arrays, updated in place.
+
 Resume: ``Solver(same model class, same data, same settings).resume(path)``
 then ``train()`` continues; the histories and final weights are bit-identical
 to an uninterrupted run (the generator states and the best parameters are part
