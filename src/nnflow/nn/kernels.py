@@ -1,0 +1,176 @@
+"""Fused update rules: each rule of :mod:`nnflow.nn.optim` in one pass over the arrays.
+
+NumPy's ufuncs make about a dozen passes over every parameter array per Adam step; the
+kernels here make one, compiled by numba (an optional dependency, ``nnflow[fast]``) and
+spread over the job's threads. Which implementation runs is chosen by the environment
+variable ``NNFLOW_KERNELS`` (``auto``, the default: numba when installed; ``numpy``;
+``numba``: fail without it), read on every step; :func:`active_path` reports it and
+:func:`nnflow.runtime.environment` records it in every run.json.
+
+Same numbers as NumPy, bit for bit: every kernel does the ufunc sequence of its NumPy
+rule, operation by operation, rounding each intermediate to the array's dtype exactly
+where NumPy stores into its scratch buffer (``cast(...)``), and each scalar takes the
+type NumPy's promotion gives it (:func:`_operand`: a Python float becomes the array's
+dtype, a NumPy float64 scalar keeps float64 for that one operation, as in NumPy). No
+fastmath, so no FMA contraction and no reassociation. The rules are elementwise, so the
+result does not depend on how many threads share the loop.
+
+The fused path takes C-contiguous arrays of one dtype (float32 or float64) that do not
+overlap, and scalars that are Python or NumPy floats; anything else (a strided view, a
+float64 gradient for float32 weights, an empty array) returns ``False`` and the rule
+runs its NumPy code, which stays the reference the kernels are tested against.
+
+numba is imported, and the kernels compiled (``cache=True``: once per machine, in
+``__pycache__`` or numba's user cache, in memory only when neither is writable), on the
+first fused step, not when this module is imported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nnflow.runtime import (
+    KernelChoiceError,
+    kernel_choice,
+    numba_threads,
+)
+from nnflow.runtime import (
+    update_kernels as active_path,
+)
+
+__all__ = ["active_path", "fused_sgd", "fused_sgd_momentum", "fused_rmsprop", "fused_adam",
+           "SINGLE_THREAD_BELOW"]
+
+# Arrays with fewer elements run the kernel on one thread: starting the other threads
+# costs a few microseconds, more than they save below this size (measured on 2 cores:
+# one Adam step of 30 000 float32 takes ~8 us on one thread and on two).
+SINGLE_THREAD_BELOW = 30_000
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _sgd_kernel(loop):
+    def sgd(w, dw, lr):
+        cast = w.dtype.type
+        for i in loop(w.size):
+            w[i] = w[i] - cast(dw[i] * lr)
+    return sgd
+
+
+def _sgd_momentum_kernel(loop):
+    def sgd_momentum(w, dw, velocity, mu, lr):
+        cast = w.dtype.type
+        for i in loop(w.size):
+            vi = cast(velocity[i] * mu) - cast(dw[i] * lr)
+            velocity[i] = vi
+            w[i] = w[i] + vi
+    return sgd_momentum
+
+
+def _rmsprop_kernel(loop):
+    def rmsprop(w, dw, cache, one_minus_decay, decay, eps, lr):
+        cast = w.dtype.type
+        for i in loop(w.size):
+            g = dw[i]
+            ci = cast(cache[i] * decay) + cast(g * g * one_minus_decay)
+            cache[i] = ci
+            w[i] = w[i] - cast(g / cast(np.sqrt(ci) + eps) * lr)
+    return rmsprop
+
+
+def _adam_kernel(loop):
+    def adam(w, dw, m, v, one_minus_b1, one_minus_b2, c1, c2):
+        cast = w.dtype.type
+        for i in loop(w.size):
+            g = dw[i]
+            mi = m[i] + cast((g - m[i]) * one_minus_b1)
+            vi = v[i] + cast((g * g - v[i]) * one_minus_b2)
+            m[i] = mi
+            v[i] = vi
+            w[i] = w[i] - mi / cast(cast(np.sqrt(vi) * c1) + c2)
+    return adam
+
+
+_KERNEL_SOURCES = {"sgd": _sgd_kernel, "sgd_momentum": _sgd_momentum_kernel,
+                   "rmsprop": _rmsprop_kernel, "adam": _adam_kernel}
+_compiled: dict | None = None  # rule name -> numba dispatcher, once numba is loaded
+_numba = None
+
+
+def _load():
+    """The compiled kernels, or None when numba is not installed and the choice is auto."""
+    global _compiled, _numba
+    if _compiled is not None:
+        return _compiled
+    try:
+        import numba
+    except ImportError as err:
+        if active_path()["path"] == "numpy":  # auto, and numba is not installed
+            return None
+        raise KernelChoiceError(f"numba is installed but failed to import ({err}); set "
+                                "NNFLOW_KERNELS=numpy to use the NumPy update rules") from err
+    compiled = {}
+    for name, source in _KERNEL_SOURCES.items():
+        kernel = source(numba.prange)
+        try:
+            compiled[name] = numba.njit(parallel=True, cache=True, nogil=True)(kernel)
+        except RuntimeError as err:  # no writable cache directory: compile in memory
+            if "cannot cache" not in str(err):
+                raise
+            compiled[name] = numba.njit(parallel=True, nogil=True)(kernel)
+    _numba, _compiled = numba, compiled
+    return compiled
+
+
+def _operand(x, dtype):
+    """The scalar ``x`` as NumPy's ufuncs would combine it with an array of ``dtype``."""
+    if type(x) not in (float, int) and not isinstance(x, np.float32 | np.float64):
+        return None
+    return np.result_type(dtype, x).type(x)
+
+
+def _run(name, arrays, scalars):
+    """Run kernel ``name`` on ``arrays`` (the first and every state array are written)."""
+    if kernel_choice() == "numpy":
+        return False
+    w = arrays[0]
+    dtype = w.dtype
+    if dtype not in _FLOATS or w.size == 0:
+        return False
+    for i, arr in enumerate(arrays):
+        if not (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.flags.c_contiguous):
+            return False
+        if i != 1 and not arr.flags.writeable:
+            return False
+        if any(np.may_share_memory(arr, other) for other in arrays[i + 1:]):
+            return False
+    operands = [_operand(x, dtype) for x in scalars]
+    if any(op is None for op in operands):
+        return False
+    kernels = _load()
+    if kernels is None:
+        return False
+    threads = 1 if w.size < SINGLE_THREAD_BELOW else numba_threads()
+    _numba.set_num_threads(threads)
+    kernels[name](*(arr.reshape(-1) for arr in arrays), *operands)
+    return True
+
+
+def fused_sgd(w, dw, lr):
+    """``w -= lr * dw`` in one pass; False (nothing done) when the NumPy path must run."""
+    return _run("sgd", (w, dw), (lr,))
+
+
+def fused_sgd_momentum(w, dw, velocity, mu, lr):
+    """``velocity = mu velocity - lr dw; w += velocity`` in one pass, or False."""
+    return _run("sgd_momentum", (w, dw, velocity), (mu, lr))
+
+
+def fused_rmsprop(w, dw, cache, decay, eps, lr):
+    """``cache = decay cache + (1 - decay) dw^2; w -= lr dw / (sqrt(cache) + eps)``, or False."""
+    return _run("rmsprop", (w, dw, cache), (1 - decay, decay, eps, lr))
+
+
+def fused_adam(w, dw, m, v, b1, b2, c1, c2):
+    """Adam's moment and weight update (see ``optim._adam_pass``) in one pass, or False."""
+    return _run("adam", (w, dw, m, v), (1 - b1, 1 - b2, c1, c2))
