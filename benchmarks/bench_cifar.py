@@ -10,9 +10,13 @@ Interleaved in one run (see common.py):
 - ``GEMM peak``: one 2048 x 2048 ``numpy.matmul`` in the same dtype, timed between the epochs;
   the fraction of it that an nnflow epoch reaches counts 6 x parameters x samples FLOPs.
 
+``nnflow`` runs the update rules through the fused numba kernels when numba is installed
+(nnflow.nn.kernels; ``NNFLOW_KERNELS``), ``nnflow, NumPy update`` through NumPy's ufuncs.
+
 Then a breakdown of an nnflow epoch (forward, backward, optimizer update, each summed over the
 steps of an instrumented epoch that follows the Solver's step) and a micro-benchmark of one
-Adam update over all parameters: ``nnflow.nn.optim.adam`` vs PyTorch's fused and default Adam.
+Adam update over all parameters: ``nnflow.nn.optim.adam`` (fused kernels, and NumPy) vs
+PyTorch's fused and default Adam.
 
 Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49,000 x 3072).
 
@@ -22,6 +26,8 @@ Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
 
 import numpy as np
@@ -31,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover
     from benchmarks import common as C
 
-from nnflow.nn import optim
+from nnflow.nn import kernels, optim
 from nnflow.nn.fc_net import FullyConnectedNet
 from nnflow.nn.solver import Solver
 
@@ -58,18 +64,42 @@ def make_model(dtype, seed=0):
                              activation="relu", init="he", dtype=dtype, seed=seed)
 
 
+@contextlib.contextmanager
+def environ(**values):
+    """Environment variables set for the duration (the update kernels read them every step)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def one_thread(fn):
-    """``fn`` run with one BLAS thread."""
+    """``fn`` run with one BLAS thread and one thread for the fused update kernels."""
     from threadpoolctl import threadpool_limits
 
     def run():
-        with threadpool_limits(1, user_api="blas"):
+        with threadpool_limits(1, user_api="blas"), environ(NUMBA_NUM_THREADS="1"):
             return fn()
 
     return run
 
 
-def nnflow_setup(X, y, seed=0, threads=2):
+def numpy_update(fn):
+    """``fn`` run with the update rules on NumPy's ufuncs instead of the fused kernels."""
+    def run():
+        with environ(NNFLOW_KERNELS="numpy"):
+            return fn()
+
+    return run
+
+
+def nnflow_setup(X, y, seed=0, threads=2, kernels="auto"):
     Xv, yv = X[:200], y[:200]
 
     def setup():
@@ -78,7 +108,8 @@ def nnflow_setup(X, y, seed=0, threads=2):
                         update_rule="adam", optim_config={"learning_rate": LR},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=200, verbose=False, seed=seed)
-        return solver.train if threads > 1 else one_thread(solver.train)
+        train = solver.train if kernels == "auto" else numpy_update(solver.train)
+        return train if threads > 1 else one_thread(train)
 
     return setup
 
@@ -155,7 +186,11 @@ def adam_micro(dtype, steps):
             for i in range(len(ws)):
                 ws[i], cfgs[i] = optim.adam(ws[i], gs[i], cfgs[i])
 
-    contenders = {"nnflow optim.adam": nnflow_step}
+    nnflow_step()  # compiles (or loads from numba's cache) the fused kernel outside the timing
+    path = kernels.active_path()["path"]
+    contenders = {f"nnflow optim.adam ({'fused numba' if path == 'numba' else 'NumPy'})": nnflow_step}
+    if path == "numba":
+        contenders["nnflow optim.adam (NumPy)"] = numpy_update(nnflow_step)
     if C.have_torch():
         import torch
 
@@ -185,6 +220,8 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
         dtype = np.dtype(dtype_name)
         X, y = make_data(n, dtype)
         setups = {"nnflow": nnflow_setup(X, y)}
+        if kernels.active_path()["path"] == "numba":
+            setups["nnflow, NumPy update"] = nnflow_setup(X, y, kernels="numpy")
         if C.have_torch():
             setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
             setups["PyTorch CPU, Adam default"] = torch_setup(X, y, fused=False)
@@ -252,6 +289,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                               dtype=dtype_name, threads=2, share=secs / total))
         log(f"  CIFAR {dtype_name}: Adam update micro-benchmark")
         adam = adam_micro(dtype, 5 if quick else 20)
+        log(f"  update kernels: {kernels.active_path()}")
         for name, ts in adam.items():
             ref = adam.get("PyTorch Adam (fused)")
             rows.append(C.row("adam-step", f"one Adam update of {nparam} parameters", name, ts,

@@ -14,6 +14,7 @@ from nnflow.nn import kernels, optim
 from nnflow.workflow import sourcehash as sh
 
 numba = pytest.importorskip("numba")
+REAL_NUMPY_BELOW = dict(kernels.NUMPY_BELOW)
 
 RULES = ["sgd", "sgd_momentum", "rmsprop", "adam"]
 HYPER = {"sgd": {"learning_rate": 0.03},
@@ -24,6 +25,12 @@ STATES = {"sgd": [], "sgd_momentum": ["velocity"], "rmsprop": ["cache"], "adam":
 # 0-d, 1-d, 2-d, and one above SINGLE_THREAD_BELOW (so it runs on every thread)
 SHAPES = [(), (7,), (3, 5), (1, 0), (250, 200)]
 STEPS = 12
+
+
+@pytest.fixture(autouse=True)
+def fuse_every_size(monkeypatch):
+    """The kernels take every size here (NumPy is faster for small arrays; same results)."""
+    monkeypatch.setattr(kernels, "NUMPY_BELOW", dict.fromkeys(kernels.NUMPY_BELOW, 0))
 
 
 @pytest.fixture
@@ -164,29 +171,44 @@ def test_numba_is_imported_on_the_first_fused_step_not_with_the_library():
         "import sys, numpy as np\n"
         "from nnflow.nn import optim, solver, fc_net\n"
         "print('numba' in sys.modules)\n"
-        "optim.adam(np.ones(3), np.ones(3))\n"
+        "optim.adam(np.ones(2000), np.ones(2000))\n"
         "print('numba' in sys.modules)\n", NNFLOW_KERNELS="auto")
     assert out.split() == ["False", "True"]
 
 
-def test_without_numba_the_numpy_rules_run(monkeypatch):
+def test_without_numba_the_numpy_rules_run():
     """Blocked numba (as if not installed): auto runs the NumPy rules and says so; numba fails."""
     code = (
-        "import sys\nsys.modules['numba'] = None\n"
+        "import os, sys\nsys.modules['numba'] = None\n"
         "import numpy as np\nfrom nnflow.nn import optim, kernels\n"
-        "w, config = optim.adam(np.ones(3), np.full(3, 0.5))\n"
-        "print(kernels.active_path(), w.tolist())\n"
-        "import os\nos.environ['NNFLOW_KERNELS'] = 'numba'\n"
+        "w = optim.adam(np.ones(5000), np.linspace(-1, 1, 5000))[0]\n"
+        "print(kernels.active_path())\n"
+        "os.environ['NNFLOW_KERNELS'] = 'numpy'\n"
+        "print(kernels.active_path())\n"
+        "print(np.array_equal(w, optim.adam(np.ones(5000), np.linspace(-1, 1, 5000))[0]))\n"
+        "os.environ['NNFLOW_KERNELS'] = 'numba'\n"
         "try:\n    optim.adam(np.ones(3), np.ones(3))\nexcept ValueError as err:\n    print(err)\n"
     )
     out = _python(code, NNFLOW_KERNELS="auto").splitlines()
-    monkeypatch.setenv("NNFLOW_KERNELS", "numpy")
-    expected = optim.adam(np.ones(3), np.full(3, 0.5))[0].tolist()
-    assert out[0] == f"{{'path': 'numpy', 'reason': 'numba not installed'}} {expected}"
-    assert out[1] == ("environment variable NNFLOW_KERNELS=numba, but numba is not installed "
-                      "(pip install 'nnflow[fast]')")
+    assert out == [
+        "{'path': 'numpy', 'reason': 'numba not installed'}",
+        "{'path': 'numpy', 'reason': 'NNFLOW_KERNELS=numpy'}",
+        "True",
+        "environment variable NNFLOW_KERNELS=numba, but numba is not installed (pip install 'nnflow[fast]')",
+    ]
 
 
 def test_the_jobs_code_hash_covers_the_kernels():
     """A solver job's `code` param changes when the kernels it runs change."""
     assert "nnflow.nn.kernels" in sh.closure(["nnflow.train.trainers.solver"])
+
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_arrays_below_the_threshold_take_the_numpy_rules(rule, monkeypatch, fused_calls):
+    monkeypatch.setattr(kernels, "NUMPY_BELOW", REAL_NUMPY_BELOW)
+    monkeypatch.setenv("NNFLOW_KERNELS", "numba")
+    size = REAL_NUMPY_BELOW[rule]
+    for n in (size - 1, size):
+        optim.UPDATE_RULES[rule](np.ones(n), np.ones(n), dict(HYPER[rule]))
+    assert fused_calls == [False, True]

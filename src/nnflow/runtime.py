@@ -28,6 +28,7 @@ THREAD_VARIABLES = (
 # Which implementation of the update rules (nnflow.nn.optim) runs: the fused one-pass
 # kernels compiled by numba, or NumPy's ufuncs; "auto" takes numba when it is installed.
 KERNELS_VARIABLE = "NNFLOW_KERNELS"
+_CPU_COUNT = os.cpu_count() or 1  # read once: os.cpu_count() costs microseconds
 KERNEL_CHOICES = ("auto", "numpy", "numba")
 
 
@@ -50,7 +51,7 @@ def numba_threads() -> int:
     The budget is ``NUMBA_NUM_THREADS`` (set by :func:`limit_threads`; numba sizes its
     pool from it when imported), else the CPU count; capped at the pool numba started.
     """
-    value = os.environ.get("NUMBA_NUM_THREADS") or str(os.cpu_count() or 1)
+    value = os.environ.get("NUMBA_NUM_THREADS") or str(_CPU_COUNT)
     try:
         budget = int(value)
     except ValueError:

@@ -17,8 +17,9 @@ result does not depend on how many threads share the loop.
 
 The fused path takes C-contiguous arrays of one dtype (float32 or float64) that do not
 overlap, and scalars that are Python or NumPy floats; anything else (a strided view, a
-float64 gradient for float32 weights, an empty array) returns ``False`` and the rule
-runs its NumPy code, which stays the reference the kernels are tested against.
+float64 gradient for float32 weights, an empty array) and arrays too small to gain
+(:data:`NUMPY_BELOW`) return ``False`` and the rule runs its NumPy code, which stays
+the reference the kernels are tested against.
 
 numba is imported, and the kernels compiled (``cache=True``: once per machine, in
 ``__pycache__`` or numba's user cache, in memory only when neither is writable), on the
@@ -39,12 +40,16 @@ from nnflow.runtime import (
 )
 
 __all__ = ["active_path", "fused_sgd", "fused_sgd_momentum", "fused_rmsprop", "fused_adam",
-           "SINGLE_THREAD_BELOW"]
+           "NUMPY_BELOW", "SINGLE_THREAD_BELOW"]
 
-# Arrays with fewer elements run the kernel on one thread: starting the other threads
-# costs a few microseconds, more than they save below this size (measured on 2 cores:
-# one Adam step of 30 000 float32 takes ~8 us on one thread and on two).
-SINGLE_THREAD_BELOW = 30_000
+# Below these sizes (elements) NumPy's ufuncs are faster than a kernel call, whose fixed
+# cost (checks, numba's dispatch, thread setting: ~5 us) outweighs the passes it saves; the
+# crossovers measured on 2 cores (float32 and float64). The result is the same either way.
+NUMPY_BELOW = {"sgd": 32_768, "sgd_momentum": 16_384, "rmsprop": 4_096, "adam": 1_024}
+# Below this size the kernel runs on one thread: waking the others costs a few
+# microseconds, more than they save (measured: one Adam step of 32 768 float32 takes
+# ~7 us on one thread and on two; 262 144: 55 us on one, 29 us on two).
+SINGLE_THREAD_BELOW = 32_768
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -122,37 +127,51 @@ def _load():
     return compiled
 
 
+# NumPy >= 2 (NEP 50): a Python scalar takes the array's dtype, a NumPy scalar keeps its
+# own (float32 array * float64 scalar computes in float64), as numba's typing does too.
+# NumPy 1.x casts NumPy scalars to the array's float dtype as well (value-based casting).
+_NUMPY_SCALARS_ARE_WEAK = np.lib.NumpyVersion(np.__version__) < "2.0.0"
+
+
 def _operand(x, dtype):
-    """The scalar ``x`` as NumPy's ufuncs would combine it with an array of ``dtype``."""
-    if type(x) not in (float, int) and not isinstance(x, np.float32 | np.float64):
-        return None
-    return np.result_type(dtype, x).type(x)
+    """The scalar ``x`` as NumPy's ufuncs combine it with an array of ``dtype`` (None: not taken)."""
+    kind = type(x)
+    if kind is float or kind is int or (_NUMPY_SCALARS_ARE_WEAK and kind in _SCALARS):
+        return dtype.type(x)
+    return x if kind in _SCALARS else None
+
+
+_SCALARS = (np.float32, np.float64)
 
 
 def _run(name, arrays, scalars):
-    """Run kernel ``name`` on ``arrays`` (the first and every state array are written)."""
-    if kernel_choice() == "numpy":
+    """Run kernel ``name`` on ``arrays`` (the first and every state array are written);
+    False, with nothing done, for what the kernels do not take or when NumPy is chosen."""
+    choice = kernel_choice()
+    if choice == "numpy":
         return False
+    if choice == "numba" and _compiled is None:
+        _load()  # asked for by name: fail on the first step, not on the first large array
     w = arrays[0]
     dtype = w.dtype
-    if dtype not in _FLOATS or w.size == 0:
+    if dtype not in _FLOATS or w.size < NUMPY_BELOW[name] or w.size == 0:
         return False
     for i, arr in enumerate(arrays):
-        if not (isinstance(arr, np.ndarray) and arr.dtype == dtype and arr.flags.c_contiguous):
+        if not (type(arr) is np.ndarray and arr.dtype == dtype and arr.flags.c_contiguous):
             return False
         if i != 1 and not arr.flags.writeable:
             return False
-        if any(np.may_share_memory(arr, other) for other in arrays[i + 1:]):
-            return False
+        for other in arrays[i + 1:]:
+            if np.may_share_memory(arr, other):
+                return False
     operands = [_operand(x, dtype) for x in scalars]
-    if any(op is None for op in operands):
+    if None in operands:
         return False
-    kernels = _load()
+    kernels = _compiled if _compiled is not None else _load()
     if kernels is None:
         return False
-    threads = 1 if w.size < SINGLE_THREAD_BELOW else numba_threads()
-    _numba.set_num_threads(threads)
-    kernels[name](*(arr.reshape(-1) for arr in arrays), *operands)
+    _numba.set_num_threads(1 if w.size < SINGLE_THREAD_BELOW else numba_threads())
+    kernels[name](*[arr.reshape(-1) for arr in arrays], *operands)
     return True
 
 
