@@ -90,16 +90,27 @@ def one_thread(fn):
     return run
 
 
-def numpy_update(fn):
-    """``fn`` run with the update rules on NumPy's ufuncs instead of the fused kernels."""
+def with_kernels(path, fn):
+    """``fn`` run with the update rules on ``path``: "numba" (the fused kernels from the first
+    step, where ``auto`` would start them only after a while) or "numpy" (NumPy's ufuncs)."""
     def run():
-        with environ(NNFLOW_KERNELS="numpy"):
+        with environ(NNFLOW_KERNELS=path):
             return fn()
 
     return run
 
 
-def nnflow_setup(X, y, seed=0, threads=2, kernels="auto"):
+# The fused kernels when numba is installed (the "nnflow" contenders), else NumPy.
+FUSED = "numba" if kernels.active_path()["path"] == "numba" else "numpy"
+
+
+def start_kernels(dtype):
+    """Start numba and load (or compile) the Adam kernel for ``dtype``, outside the timings."""
+    with environ(NNFLOW_KERNELS=FUSED):
+        optim.adam(np.ones(10**5, dtype), np.ones(10**5, dtype))
+
+
+def nnflow_setup(X, y, seed=0, threads=2, path=FUSED):
     Xv, yv = X[:200], y[:200]
 
     def setup():
@@ -108,7 +119,7 @@ def nnflow_setup(X, y, seed=0, threads=2, kernels="auto"):
                         update_rule="adam", optim_config={"learning_rate": LR},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=200, verbose=False, seed=seed)
-        train = solver.train if kernels == "auto" else numpy_update(solver.train)
+        train = with_kernels(path, solver.train)
         return train if threads > 1 else one_thread(train)
 
     return setup
@@ -186,11 +197,10 @@ def adam_micro(dtype, steps):
             for i in range(len(ws)):
                 ws[i], cfgs[i] = optim.adam(ws[i], gs[i], cfgs[i])
 
-    nnflow_step()  # compiles (or loads from numba's cache) the fused kernel outside the timing
-    path = kernels.active_path()["path"]
-    contenders = {f"nnflow optim.adam ({'fused numba' if path == 'numba' else 'NumPy'})": nnflow_step}
-    if path == "numba":
-        contenders["nnflow optim.adam (NumPy)"] = numpy_update(nnflow_step)
+    contenders = {f"nnflow optim.adam ({'fused numba' if FUSED == 'numba' else 'NumPy'})":
+                  with_kernels(FUSED, nnflow_step)}
+    if FUSED == "numba":
+        contenders["nnflow optim.adam (NumPy)"] = with_kernels("numpy", nnflow_step)
     if C.have_torch():
         import torch
 
@@ -219,9 +229,10 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name)
         X, y = make_data(n, dtype)
-        setups = {"nnflow": nnflow_setup(X, y)}
-        if kernels.active_path()["path"] == "numba":
-            setups["nnflow, NumPy update"] = nnflow_setup(X, y, kernels="numpy")
+        start_kernels(dtype)
+        setups = {"nnflow": nnflow_setup(X, y)}  # numba started and its kernel loaded above
+        if FUSED == "numba":
+            setups["nnflow, NumPy update"] = nnflow_setup(X, y, path="numpy")
         if C.have_torch():
             setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
             setups["PyTorch CPU, Adam default"] = torch_setup(X, y, fused=False)
@@ -282,7 +293,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                           target=TARGET_PEAK if dtype_name == "float32" else None,
                           meets_peak=bool(frac_med >= TARGET_PEAK)))
         log(f"  CIFAR {dtype_name}: breakdown of an instrumented nnflow epoch")
-        br = breakdown(X, y)
+        br = with_kernels(FUSED, lambda X=X, y=y: breakdown(X, y))()
         total = sum(br.values())
         for part, secs in br.items():
             rows.append(C.row("cifar-breakdown", case, f"nnflow {part}", [secs],

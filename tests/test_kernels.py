@@ -166,14 +166,29 @@ def _python(code, **env):
     return proc.stdout.strip()
 
 
-def test_numba_is_imported_on_the_first_fused_step_not_with_the_library():
+def test_auto_starts_numba_once_the_update_work_repays_it():
+    """Not on import; under auto after AUTO_START_AFTER element-passes of NumPy updates,
+    with the same numbers before and after the switch; NNFLOW_KERNELS=numba at once."""
     out = _python(
-        "import sys, numpy as np\n"
-        "from nnflow.nn import optim, solver, fc_net\n"
+        "import sys, os, numpy as np\n"
+        "from nnflow.nn import optim, solver, fc_net, kernels\n"
         "print('numba' in sys.modules)\n"
-        "optim.adam(np.ones(2000), np.ones(2000))\n"
-        "print('numba' in sys.modules)\n", NNFLOW_KERNELS="auto")
-    assert out.split() == ["False", "True"]
+        "kernels.AUTO_START_AFTER = 10 * 11 * 2000\n"
+        "w, config = np.ones(2000), {}\n"
+        "for step in range(20):\n"
+        "    w, config = optim.adam(w, np.linspace(-1, 1, 2000) * step, config)\n"
+        "    if step in (9, 10):\n"
+        "        print('numba' in sys.modules)\n"
+        "os.environ['NNFLOW_KERNELS'] = 'numpy'\n"
+        "v, config = np.ones(2000), {}\n"
+        "for step in range(20):\n"
+        "    v, config = optim.adam(v, np.linspace(-1, 1, 2000) * step, config)\n"
+        "print(np.array_equal(v, w))\n", NNFLOW_KERNELS="auto")
+    assert out.split() == ["False", "False", "True", "True"]
+    out = _python("import sys, numpy as np\nfrom nnflow.nn import optim\n"
+                  "optim.adam(np.ones(2000), np.ones(2000))\nprint('numba' in sys.modules)\n",
+                  NNFLOW_KERNELS="numba")
+    assert out == "True"
 
 
 def test_without_numba_the_numpy_rules_run():

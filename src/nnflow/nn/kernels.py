@@ -23,7 +23,12 @@ the reference the kernels are tested against.
 
 numba is imported, and the kernels compiled (``cache=True``: once per machine, in
 ``__pycache__`` or numba's user cache, in memory only when neither is writable), on the
-first fused step, not when this module is imported.
+first fused step, not when this module is imported. Starting numba costs ~0.6 s per
+process even with the cache (import, loading the machine code, the thread pool), more than
+a short job's updates take: so under ``auto`` the NumPy rules run until the process has
+done :data:`AUTO_START_AFTER` element-passes of update work (about that 0.6 s of NumPy;
+counted, not timed, so the switch comes at the same step in every rerun), and the kernels
+from then on. ``NNFLOW_KERNELS=numba`` starts them on the first step.
 """
 
 from __future__ import annotations
@@ -50,6 +55,12 @@ NUMPY_BELOW = {"sgd": 32_768, "sgd_momentum": 16_384, "rmsprop": 4_096, "adam": 
 # microseconds, more than they save (measured: one Adam step of 32 768 float32 takes
 # ~7 us on one thread and on two; 262 144: 55 us on one, 29 us on two).
 SINGLE_THREAD_BELOW = 32_768
+# Under auto: the element-passes of NumPy update work (size x NUMPY_PASSES) after which
+# numba is started; NumPy does one pass in ~0.15 ns per element (Adam on 1.79 M float32
+# parameters: 2.8 ms), so this is ~0.6 s, what starting numba costs.
+AUTO_START_AFTER = 4_000_000_000
+NUMPY_PASSES = {"sgd": 2, "sgd_momentum": 4, "rmsprop": 9, "adam": 11}
+_deferred_passes = 0  # NumPy update work done so far under auto, before numba started
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -167,9 +178,15 @@ def _run(name, arrays, scalars):
     operands = [_operand(x, dtype) for x in scalars]
     if None in operands:
         return False
-    kernels = _compiled if _compiled is not None else _load()
+    kernels = _compiled
     if kernels is None:
-        return False
+        global _deferred_passes
+        if _deferred_passes < AUTO_START_AFTER:  # only under auto: numba would have loaded
+            _deferred_passes += w.size * NUMPY_PASSES[name]
+            return False
+        kernels = _load()
+        if kernels is None:
+            return False
     _numba.set_num_threads(1 if w.size < SINGLE_THREAD_BELOW else numba_threads())
     kernels[name](*[arr.reshape(-1) for arr in arrays], *operands)
     return True
