@@ -227,3 +227,21 @@ def test_arrays_below_the_threshold_take_the_numpy_rules(rule, monkeypatch, fuse
     for n in (size - 1, size):
         optim.UPDATE_RULES[rule](np.ones(n), np.ones(n), dict(HYPER[rule]))
     assert fused_calls == [False, True]
+
+
+def test_without_a_writable_cache_the_kernels_compile_in_memory(monkeypatch):
+    """numba raises at decoration when no cache directory is writable; the kernels still run."""
+    njit = numba.njit
+
+    def njit_without_cache(*args, **options):
+        if options.get("cache"):
+            raise RuntimeError("cannot cache function 'sgd': no locator available for file 'kernels.py'")
+        return njit(*args, **options)
+
+    monkeypatch.setattr(numba, "njit", njit_without_cache)
+    monkeypatch.setattr(kernels, "_compiled", None)
+    monkeypatch.setenv("NNFLOW_KERNELS", "numba")
+    w, dw = np.ones(100, np.float32), np.full(100, 0.5, np.float32)
+    assert kernels.fused_sgd(w, dw, 0.1)
+    assert set(kernels._compiled) == set(RULES)
+    np.testing.assert_array_equal(w, np.float32(1) - np.float32(0.5) * np.float32(0.1), strict=False)
