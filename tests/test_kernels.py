@@ -245,3 +245,12 @@ def test_without_a_writable_cache_the_kernels_compile_in_memory(monkeypatch):
     assert kernels.fused_sgd(w, dw, 0.1)
     assert set(kernels._compiled) == set(RULES)
     np.testing.assert_array_equal(w, np.float32(1) - np.float32(0.5) * np.float32(0.1), strict=False)
+
+
+def test_starting_the_thread_pool_leaves_the_environment_as_it_was(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    kernels._start_threads(numba)
+    assert "OMP_WAIT_POLICY" not in os.environ
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    kernels._start_threads(numba)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
