@@ -196,7 +196,9 @@ def test_without_numba_the_numpy_rules_run():
     code = (
         "import os, sys\nsys.modules['numba'] = None\n"
         "import numpy as np\nfrom nnflow.nn import optim, kernels\n"
+        "kernels.AUTO_START_AFTER = 0\n"
         "w = optim.adam(np.ones(5000), np.linspace(-1, 1, 5000))[0]\n"
+        "print(kernels._numba_missing)\n"
         "print(kernels.active_path())\n"
         "os.environ['NNFLOW_KERNELS'] = 'numpy'\n"
         "print(kernels.active_path())\n"
@@ -206,6 +208,7 @@ def test_without_numba_the_numpy_rules_run():
     )
     out = _python(code, NNFLOW_KERNELS="auto").splitlines()
     assert out == [
+        "True",
         "{'path': 'numpy', 'reason': 'numba not installed'}",
         "{'path': 'numpy', 'reason': 'NNFLOW_KERNELS=numpy'}",
         "True",
@@ -254,3 +257,10 @@ def test_starting_the_thread_pool_leaves_the_environment_as_it_was(monkeypatch):
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
     kernels._start_threads(numba)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+
+
+def test_the_recorded_blas_is_the_same_whether_or_not_the_kernels_started():
+    """numba's OpenMP pool is not a BLAS: jobs that started it share the others' environment."""
+    out = _python("from nnflow import runtime\nfrom nnflow.nn import kernels\n"
+                  "before = runtime.blas_info()\nkernels._load()\nprint(runtime.blas_info() == before)\n")
+    assert out == "True"

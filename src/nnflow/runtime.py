@@ -104,12 +104,17 @@ def limit_threads(n: int) -> None:
 
 
 def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded, their versions, kernels and thread counts (threadpoolctl).
+
+    OpenMP runtimes are left out: numba's (the fused update kernels, started only in some
+    jobs) would make one environment look like two; their threads are in ``update_kernels``.
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover
         return []
     keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+    return [{k: pool.get(k) for k in keys} for pool in threadpool_info() if pool.get("user_api") == "blas"]
 
 
 def _version(dist: str) -> str | None:

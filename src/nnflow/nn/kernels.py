@@ -66,6 +66,10 @@ _deferred_passes = 0  # NumPy update work done so far under auto, before numba s
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
+# Each kernel is made by a function of the loop to run (numba.prange, handed in by _load:
+# this module may not import numba, as nnflow.nn needs NumPy only); ``cast`` rounds to the
+# array's dtype where the NumPy rule stores an intermediate result into its scratch buffer.
+
 
 def _sgd_kernel(loop):
     def sgd(w, dw, lr):
@@ -113,11 +117,12 @@ _KERNEL_SOURCES = {"sgd": _sgd_kernel, "sgd_momentum": _sgd_momentum_kernel,
                    "rmsprop": _rmsprop_kernel, "adam": _adam_kernel}
 _compiled: dict | None = None  # rule name -> numba dispatcher, once numba is loaded
 _numba = None
+_numba_missing = False  # auto found numba not installed
 
 
 def _load():
     """The compiled kernels, or None when numba is not installed and the choice is auto."""
-    global _compiled, _numba
+    global _compiled, _numba, _numba_missing
     if _compiled is not None:
         return _compiled
     try:
@@ -126,6 +131,7 @@ def _load():
         _start_threads(numba)
     except ImportError as err:
         if active_path()["path"] == "numpy":  # auto, and numba is not installed
+            _numba_missing = True  # no import attempt on every later step
             return None
         raise KernelChoiceError(f"numba is installed but failed to import ({err}); set "
                                 "NNFLOW_KERNELS=numpy to use the NumPy update rules") from err
@@ -203,6 +209,8 @@ def _run(name, arrays, scalars):
     kernels = _compiled
     if kernels is None:
         global _deferred_passes
+        if _numba_missing:
+            return False
         if _deferred_passes < AUTO_START_AFTER:  # only under auto: numba would have loaded
             _deferred_passes += w.size * NUMPY_PASSES[name]
             return False
