@@ -28,8 +28,8 @@ THREAD_VARIABLES = (
 # Which implementation of the update rules (nnflow.nn.optim) runs: the fused one-pass
 # kernels compiled by numba, or NumPy's ufuncs; "auto" takes numba when it is installed.
 KERNELS_VARIABLE = "NNFLOW_KERNELS"
-_CPU_COUNT = os.cpu_count() or 1  # read once: os.cpu_count() costs microseconds
 KERNEL_CHOICES = ("auto", "numpy", "numba")
+_CPU_COUNT = os.cpu_count() or 1  # read once: os.cpu_count() costs microseconds
 
 
 class KernelChoiceError(ValueError):
@@ -69,6 +69,8 @@ def update_kernels() -> dict[str, Any]:
     ``{"path": "numba", "numba": version, "threads": n}`` (fused one-pass kernels on at
     most ``n`` threads) or ``{"path": "numpy", "reason": ...}``. Raises
     :class:`KernelChoiceError` for a bad ``NNFLOW_KERNELS`` or ``numba`` without numba.
+    Under ``auto`` the kernels take over from the (bit-identical) NumPy rules once the
+    process has done enough update work to repay starting numba (nnflow.nn.kernels).
     """
     choice = kernel_choice()
     if choice == "numpy":
