@@ -84,7 +84,7 @@ def one_thread(fn):
     from threadpoolctl import threadpool_limits
 
     def run():
-        with threadpool_limits(1, user_api="blas"), environ(NUMBA_NUM_THREADS="1"):
+        with threadpool_limits(1, user_api="blas"), environ(OMP_NUM_THREADS="1"):
             return fn()
 
     return run

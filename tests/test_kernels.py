@@ -131,7 +131,7 @@ def test_what_the_kernels_do_not_take_runs_the_numpy_code(rule, case, monkeypatc
 def test_the_kernels_follow_the_jobs_thread_budget(monkeypatch):
     import threadpoolctl
 
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         monkeypatch.setenv(var, os.environ.get(var, ""))
     monkeypatch.setattr(threadpoolctl, "threadpool_limits", lambda limits: None)  # BLAS: not here
     monkeypatch.setenv("NNFLOW_KERNELS", "numba")
@@ -250,13 +250,13 @@ def test_without_a_writable_cache_the_kernels_compile_in_memory(monkeypatch):
     np.testing.assert_array_equal(w, np.float32(1) - np.float32(0.5) * np.float32(0.1), strict=False)
 
 
-def test_starting_the_thread_pool_leaves_the_environment_as_it_was(monkeypatch):
-    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    kernels._start_threads(numba)
-    assert "OMP_WAIT_POLICY" not in os.environ
-    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
-    kernels._start_threads(numba)
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"
+@pytest.mark.parametrize(("chosen", "layer"), [("", "workqueue"), ("omp", "omp")])
+def test_the_kernels_run_on_numbas_workqueue_unless_a_layer_is_chosen(chosen, layer):
+    out = _python("import numpy as np, numba\nfrom nnflow.nn import kernels\n"
+                  "assert kernels.fused_adam(*(np.ones(50_000) for _ in range(4)), 0.9, 0.999, 1.0, 1e-8)\n"
+                  "print(numba.threading_layer())\n",
+                  NNFLOW_KERNELS="numba", NUMBA_THREADING_LAYER=chosen)
+    assert out == layer
 
 
 def test_the_recorded_blas_is_the_same_whether_or_not_the_kernels_started():

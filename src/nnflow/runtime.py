@@ -22,7 +22,6 @@ THREAD_VARIABLES = (
     "MKL_NUM_THREADS",
     "OPENBLAS_CORETYPE",
     "OPENBLAS_L2_SIZE",
-    "NUMBA_NUM_THREADS",
 )
 
 # Which implementation of the update rules (nnflow.nn.optim) runs: the fused one-pass
@@ -48,14 +47,15 @@ def kernel_choice() -> str:
 def numba_threads() -> int:
     """Threads the fused kernels may use: the job's budget, never more.
 
-    The budget is ``NUMBA_NUM_THREADS`` (set by :func:`limit_threads`; numba sizes its
-    pool from it when imported), else the CPU count; capped at the pool numba started.
+    The budget is ``OMP_NUM_THREADS`` (set by :func:`limit_threads`), else the CPU count;
+    capped at the pool numba started. (Not ``NUMBA_NUM_THREADS``: numba re-reads that and
+    stops when it changes after its pool started.)
     """
-    value = os.environ.get("NUMBA_NUM_THREADS") or str(_CPU_COUNT)
+    value = os.environ.get("OMP_NUM_THREADS") or str(_CPU_COUNT)
     try:
         budget = int(value)
     except ValueError:
-        raise KernelChoiceError(f"environment variable NUMBA_NUM_THREADS={value!r} is not an integer") \
+        raise KernelChoiceError(f"environment variable OMP_NUM_THREADS={value!r} is not an integer") \
             from None
     numba = sys.modules.get("numba")
     if numba is not None:
@@ -91,12 +91,12 @@ def limit_threads(n: int) -> None:
     Sets the environment variables (for child processes and libraries not yet
     loaded) and, when threadpoolctl is installed, also limits the pools of the
     already-loaded BLAS, so a job with ``threads: 1`` does not oversubscribe a
-    node on which the scheduler placed other jobs. ``NUMBA_NUM_THREADS`` is the
+    node on which the scheduler placed other jobs. ``OMP_NUM_THREADS`` is also the
     budget of the fused update kernels (:func:`numba_threads`), read on every call.
     """
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     try:
         from threadpoolctl import threadpool_limits

@@ -155,21 +155,18 @@ _NUMPY_SCALARS_ARE_WEAK = np.lib.NumpyVersion(np.__version__) < "2.0.0"
 
 
 def _start_threads(numba):
-    """Start numba's thread pool with OpenMP's idle threads sleeping, not spinning.
+    """Start numba's thread pool, on its own "workqueue" layer unless the user chose one.
 
-    libgomp's idle threads spin-wait by default, on the cores the next matrix product's
-    BLAS threads need (measured on 2 cores: a CIFAR epoch took about twice the CPU time of
-    the NumPy rules' epoch; with passive waiting, less). libgomp reads ``OMP_WAIT_POLICY``
-    once, when loaded, which starting the pool does; the variable is restored afterwards so
-    nothing else in the process (PyTorch's own OpenMP) sees it. A value set by the user wins.
+    numba prefers OpenMP; in a process that also runs another OpenMP runtime (PyTorch in
+    the benchmarks) its 2-thread kernels made every BLAS call around them slow (measured on
+    2 cores, CIFAR epoch of 9 800: 4.3-5.8 s with OpenMP, 1.0-2.0 s with workqueue, NumPy
+    rules 2.4-2.7 s). workqueue does not take parallel kernels launched from several Python
+    threads at once (numba stops the process); nnflow trains in one thread. For that, set
+    ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``), which this leaves alone.
     """
-    previous = os.environ.get("OMP_WAIT_POLICY")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    try:
-        numba.get_num_threads()  # loads the threading layer
-    finally:
-        if previous is None:
-            os.environ.pop("OMP_WAIT_POLICY", None)
+    if not os.environ.get("NUMBA_THREADING_LAYER"):
+        numba.config.THREADING_LAYER = "workqueue"
+    numba.get_num_threads()  # starts the pool
 
 
 def _operand(x, dtype):
