@@ -10,9 +10,13 @@ Interleaved in one run (see common.py):
 - ``GEMM peak``: one 2048 x 2048 ``numpy.matmul`` in the same dtype, timed between the epochs;
   the fraction of it that an nnflow epoch reaches counts 6 x parameters x samples FLOPs.
 
+``nnflow`` runs the update rules through the fused numba kernels when numba is installed
+(nnflow.nn.kernels; ``NNFLOW_KERNELS``), ``nnflow, NumPy update`` through NumPy's ufuncs.
+
 Then a breakdown of an nnflow epoch (forward, backward, optimizer update, each summed over the
 steps of an instrumented epoch that follows the Solver's step) and a micro-benchmark of one
-Adam update over all parameters: ``nnflow.nn.optim.adam`` vs PyTorch's fused and default Adam.
+Adam update over all parameters: ``nnflow.nn.optim.adam`` (fused kernels, and NumPy) vs
+PyTorch's fused and default Adam.
 
 Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49,000 x 3072).
 
@@ -22,6 +26,8 @@ Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import time
 
 import numpy as np
@@ -31,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover
     from benchmarks import common as C
 
-from nnflow.nn import optim
+from nnflow.nn import kernels, optim
 from nnflow.nn.fc_net import FullyConnectedNet
 from nnflow.nn.solver import Solver
 
@@ -58,18 +64,53 @@ def make_model(dtype, seed=0):
                              activation="relu", init="he", dtype=dtype, seed=seed)
 
 
+@contextlib.contextmanager
+def environ(**values):
+    """Environment variables set for the duration (the update kernels read them every step)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def one_thread(fn):
-    """``fn`` run with one BLAS thread."""
+    """``fn`` run with one BLAS thread and one thread for the fused update kernels."""
     from threadpoolctl import threadpool_limits
 
     def run():
-        with threadpool_limits(1, user_api="blas"):
+        with threadpool_limits(1, user_api="blas"), environ(OMP_NUM_THREADS="1"):
             return fn()
 
     return run
 
 
-def nnflow_setup(X, y, seed=0, threads=2):
+def with_kernels(path, fn):
+    """``fn`` run with the update rules on ``path``: "numba" (the fused kernels from the first
+    step, where ``auto`` would start them only after a while) or "numpy" (NumPy's ufuncs)."""
+    def run():
+        with environ(NNFLOW_KERNELS=path):
+            return fn()
+
+    return run
+
+
+# The fused kernels when numba is installed (the "nnflow" contenders), else NumPy.
+FUSED = "numba" if kernels.active_path()["path"] == "numba" else "numpy"
+
+
+def start_kernels(dtype):
+    """Start numba and load (or compile) the Adam kernel for ``dtype``, outside the timings."""
+    with environ(NNFLOW_KERNELS=FUSED):
+        optim.adam(np.ones(10**5, dtype), np.ones(10**5, dtype))
+
+
+def nnflow_setup(X, y, seed=0, threads=2, path=FUSED):
     Xv, yv = X[:200], y[:200]
 
     def setup():
@@ -78,7 +119,8 @@ def nnflow_setup(X, y, seed=0, threads=2):
                         update_rule="adam", optim_config={"learning_rate": LR},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=200, verbose=False, seed=seed)
-        return solver.train if threads > 1 else one_thread(solver.train)
+        train = with_kernels(path, solver.train)
+        return train if threads > 1 else one_thread(train)
 
     return setup
 
@@ -155,7 +197,10 @@ def adam_micro(dtype, steps):
             for i in range(len(ws)):
                 ws[i], cfgs[i] = optim.adam(ws[i], gs[i], cfgs[i])
 
-    contenders = {"nnflow optim.adam": nnflow_step}
+    contenders = {f"nnflow optim.adam ({'fused numba' if FUSED == 'numba' else 'NumPy'})":
+                  with_kernels(FUSED, nnflow_step)}
+    if FUSED == "numba":
+        contenders["nnflow optim.adam (NumPy)"] = with_kernels("numpy", nnflow_step)
     if C.have_torch():
         import torch
 
@@ -184,7 +229,10 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name)
         X, y = make_data(n, dtype)
-        setups = {"nnflow": nnflow_setup(X, y)}
+        start_kernels(dtype)
+        setups = {"nnflow": nnflow_setup(X, y)}  # numba started and its kernel loaded above
+        if FUSED == "numba":
+            setups["nnflow, NumPy update"] = nnflow_setup(X, y, path="numpy")
         if C.have_torch():
             setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
             setups["PyTorch CPU, Adam default"] = torch_setup(X, y, fused=False)
@@ -245,13 +293,14 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                           target=TARGET_PEAK if dtype_name == "float32" else None,
                           meets_peak=bool(frac_med >= TARGET_PEAK)))
         log(f"  CIFAR {dtype_name}: breakdown of an instrumented nnflow epoch")
-        br = breakdown(X, y)
+        br = with_kernels(FUSED, lambda X=X, y=y: breakdown(X, y))()
         total = sum(br.values())
         for part, secs in br.items():
             rows.append(C.row("cifar-breakdown", case, f"nnflow {part}", [secs],
                               dtype=dtype_name, threads=2, share=secs / total))
         log(f"  CIFAR {dtype_name}: Adam update micro-benchmark")
         adam = adam_micro(dtype, 5 if quick else 20)
+        log(f"  update kernels: {kernels.active_path()}")
         for name, ts in adam.items():
             ref = adam.get("PyTorch Adam (fused)")
             rows.append(C.row("adam-step", f"one Adam update of {nparam} parameters", name, ts,

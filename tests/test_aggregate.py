@@ -199,3 +199,11 @@ def test_one_environment_is_one_row_whatever_order_its_blas_libraries_loaded_in(
              for e, blas in (("a", [numpy_blas, scipy_blas]), ("b", [scipy_blas, numpy_blas]))]
     table = environment_table(infos)
     assert len(table) == 1 and table["n_runs"].tolist() == [2]
+
+
+def test_environment_table_shows_which_update_kernels_ran():
+    fused, plain = copy.deepcopy(ENV), copy.deepcopy(ENV)
+    fused["update_kernels"] = {"path": "numba", "numba": "0.68.1", "threads": 2}
+    plain["update_kernels"] = {"path": "numpy", "reason": "numba not installed"}
+    table = environment_table([info("a", 1, fused), info("a", 2, plain), info("a", 3)])
+    assert list(table["update_kernels"]) == ["numba 0.68.1, 2 threads", "numpy (numba not installed)", "n/a"]

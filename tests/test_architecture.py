@@ -80,16 +80,19 @@ def test_package_files_import_nothing():
 
 
 def test_the_network_library_needs_numpy_only():
-    """nnflow.nn imports with SciPy, pandas, matplotlib, yaml and Snakemake unavailable."""
+    """nnflow.nn imports and trains with SciPy, pandas, matplotlib, yaml, Snakemake and numba
+    (the optional fused update kernels) unavailable."""
     modules = [name for name, _ in _modules() if name.startswith("nnflow.nn")]
     code = (
         "import sys\n"
-        "for blocked in ('scipy', 'pandas', 'matplotlib', 'yaml', 'snakemake', 'jsonschema'):\n"
+        "for blocked in ('scipy', 'pandas', 'matplotlib', 'yaml', 'snakemake', 'jsonschema', 'numba'):\n"
         "    sys.modules[blocked] = None\n"
         f"import importlib\nfor m in {modules!r}:\n    importlib.import_module(m)\n"
         "from nnflow.nn import network2\nimport numpy as np\n"
         "net = network2.Network([4, 3, 2], seed=0)\n"
         "net.SGD((np.ones((6, 4)), np.zeros(6, dtype=int)), 1, 3, 0.1)\n"
+        "from nnflow.nn import optim\nfor rule in optim.UPDATE_RULES.values():\n"
+        "    rule(np.ones((6, 4)), np.ones((6, 4)))\n"
         "print('ok')\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -10,6 +10,15 @@ N, D = 4, 5
 TOL = 1e-6
 
 
+@pytest.fixture(autouse=True, params=["numpy", "numba"])
+def update_kernels(request, monkeypatch):
+    """Every test here runs on both implementations of the rules (nnflow.nn.kernels)."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("NNFLOW_KERNELS", request.param)
+    return request.param
+
+
 def _inputs():
     w = np.linspace(-0.4, 0.6, num=N * D).reshape(N, D)
     dw = np.linspace(-0.6, 0.4, num=N * D).reshape(N, D)

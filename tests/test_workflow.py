@@ -15,6 +15,8 @@ import re
 import shutil
 import subprocess
 import sys
+from importlib.metadata import version
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -175,6 +177,9 @@ def test_run_records_environment_and_provenance(smoke):
     env = info["environment"]
     assert env["numpy"] and env["python"] and "blas" in env and "thread_env" in env
     assert info["threads"] == 1
+    kernels = env["update_kernels"]  # which update rules ran, with at most the job's threads
+    assert kernels == ({"path": "numba", "numba": version("numba"), "threads": 1} if find_spec("numba")
+                       else {"path": "numpy", "reason": "numba not installed"})
 
 
 def test_every_model_the_workflow_writes_loads_and_reproduces_its_numbers(smoke):
@@ -359,6 +364,10 @@ SOLVER_AND_NETWORK2 = {"train_network2", "train_solver", "challenge_final"}
     ("nn/layers.py", SOLVER_AND_NETWORK2),
     ("nn/network2.py", SOLVER_AND_NETWORK2),
     ("nn/solver.py", {"train_solver", "challenge_final"}),
+    # imported by nn/optim.py (numba inside a function): the jobs that import the update rules
+    ("nn/kernels.py", {"train_solver", "challenge_final"} | {f"figure_{e}" for e in (
+        "mnist_cost", "mnist_overfitting", "cifar_overfitting", "cifar_optimizers", "cifar_challenge",
+        "unstable_gradients")}),
     ("train/trainers/network2.py", {"train_network2"}),
     ("train/checkpoint.py", SOLVER_AND_NETWORK2),
     ("data/formats.py", {"prepare_dataset"}),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,66 @@ THREAD_VARIABLES = (
     "OPENBLAS_L2_SIZE",
 )
 
+# Which implementation of the update rules (nnflow.nn.optim) runs: the fused one-pass
+# kernels compiled by numba, or NumPy's ufuncs; "auto" takes numba when it is installed.
+KERNELS_VARIABLE = "NNFLOW_KERNELS"
+KERNEL_CHOICES = ("auto", "numpy", "numba")
+_CPU_COUNT = os.cpu_count() or 1  # read once: os.cpu_count() costs microseconds
+
+
+class KernelChoiceError(ValueError):
+    """NNFLOW_KERNELS holds a value that is not a choice, or asks for a missing numba."""
+
+
+def kernel_choice() -> str:
+    """The update-kernel choice from ``NNFLOW_KERNELS`` (``auto`` when unset)."""
+    choice = os.environ.get(KERNELS_VARIABLE) or "auto"
+    if choice not in KERNEL_CHOICES:
+        raise KernelChoiceError(f"environment variable {KERNELS_VARIABLE}={choice!r} is not a choice; "
+                                f"expected one of {', '.join(KERNEL_CHOICES)}")
+    return choice
+
+
+def numba_threads() -> int:
+    """Threads the fused kernels may use: the job's budget, never more.
+
+    The budget is ``OMP_NUM_THREADS`` (set by :func:`limit_threads`), else the CPU count;
+    capped at the pool numba started. (Not ``NUMBA_NUM_THREADS``: numba re-reads that and
+    stops when it changes after its pool started.)
+    """
+    value = os.environ.get("OMP_NUM_THREADS") or str(_CPU_COUNT)
+    try:
+        budget = int(value)
+    except ValueError:
+        raise KernelChoiceError(f"environment variable OMP_NUM_THREADS={value!r} is not an integer") \
+            from None
+    numba = sys.modules.get("numba")
+    if numba is not None:
+        budget = min(budget, numba.config.NUMBA_NUM_THREADS)
+    return max(budget, 1)
+
+
+def update_kernels() -> dict[str, Any]:
+    """Which update-rule implementation runs in this process, and why.
+
+    ``{"path": "numba", "numba": version, "threads": n}`` (fused one-pass kernels on at
+    most ``n`` threads) or ``{"path": "numpy", "reason": ...}``. Raises
+    :class:`KernelChoiceError` for a bad ``NNFLOW_KERNELS`` or ``numba`` without numba.
+    Under ``auto`` the kernels take over from the (bit-identical) NumPy rules once the
+    process has done enough update work to repay starting numba (nnflow.nn.kernels).
+    """
+    choice = kernel_choice()
+    if choice == "numpy":
+        return {"path": "numpy", "reason": f"{KERNELS_VARIABLE}=numpy"}
+    if importlib.util.find_spec("numba") is None:
+        if choice == "numba":
+            raise KernelChoiceError(f"environment variable {KERNELS_VARIABLE}=numba, but numba is not "
+                                    "installed (pip install 'nnflow[fast]')")
+        return {"path": "numpy", "reason": "numba not installed"}
+    numba = sys.modules.get("numba")
+    version = numba.__version__ if numba is not None else _version("numba")
+    return {"path": "numba", "numba": version, "threads": numba_threads()}
+
 
 def limit_threads(n: int) -> None:
     """Make BLAS/OpenMP use ``n`` threads in this process.
@@ -29,7 +91,8 @@ def limit_threads(n: int) -> None:
     Sets the environment variables (for child processes and libraries not yet
     loaded) and, when threadpoolctl is installed, also limits the pools of the
     already-loaded BLAS, so a job with ``threads: 1`` does not oversubscribe a
-    node on which the scheduler placed other jobs.
+    node on which the scheduler placed other jobs. ``OMP_NUM_THREADS`` is also the
+    budget of the fused update kernels (:func:`numba_threads`), read on every call.
     """
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
@@ -43,12 +106,17 @@ def limit_threads(n: int) -> None:
 
 
 def blas_info() -> list[dict[str, Any]]:
+    """The BLAS libraries loaded, their versions, kernels and thread counts (threadpoolctl).
+
+    OpenMP runtimes are left out: numba's (the fused update kernels, started only in some
+    jobs) would make one environment look like two; their threads are in ``update_kernels``.
+    """
     try:
         from threadpoolctl import threadpool_info
     except ImportError:  # pragma: no cover
         return []
     keys = ("internal_api", "version", "architecture", "num_threads", "threading_layer")
-    return [{k: pool.get(k) for k in keys} for pool in threadpool_info()]
+    return [{k: pool.get(k) for k in keys} for pool in threadpool_info() if pool.get("user_api") == "blas"]
 
 
 def _version(dist: str) -> str | None:
@@ -81,7 +149,8 @@ def environment(workdir: str | os.PathLike | None = None) -> dict[str, Any]:
     package is imported from (the workflow's code, wherever the jobs run).
     ``lock`` is the lock file this environment should match, its sha256 and how the
     installed distributions differ from it (:func:`nnflow.lockfile.lock_record`; ``None``
-    without a lock), ``installed`` the ``name==version`` of every installed distribution.
+    without a lock), ``installed`` the ``name==version`` of every installed distribution,
+    ``update_kernels`` which implementation of the update rules runs (:func:`update_kernels`).
     """
     if workdir is None:
         workdir = Path(nnflow.__file__).resolve().parent
@@ -95,11 +164,12 @@ def environment(workdir: str | os.PathLike | None = None) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "packages": {
             name: _version(name)
-            for name in ("numpy", "scipy", "pandas", "matplotlib", "snakemake", "threadpoolctl")
+            for name in ("numpy", "scipy", "pandas", "matplotlib", "snakemake", "threadpoolctl", "numba")
         },
         "numpy": np.__version__,
         "blas": blas_info(),
         "thread_env": {var: os.environ.get(var) for var in THREAD_VARIABLES},
+        "update_kernels": update_kernels(),
         "git_commit": git_commit(workdir),
         "lock": lock_record(installed),
         "installed": installed_packages(installed),

@@ -14,6 +14,11 @@ updated in place too. A scratch buffer is kept in ``config["_scratch"]``
 so no temporary array is allocated per step. Keys starting with ``_`` are
 private scratch space, not optimiser state (checkpoints skip them).
 
+Fused kernels: when numba is installed (and ``NNFLOW_KERNELS`` is not ``numpy``), each
+rule runs in one compiled pass over its arrays (:mod:`nnflow.nn.kernels`) instead of the
+ufunc sequence below, with bit-identical results; the ufunc code is the fallback for
+everything the kernels do not take (see there) and the reference they are tested against.
+
 Checks: the hyperparameters in a config (:data:`CONFIG_RANGES`) are checked once,
 on its first step, which marks it ``config["_checked"]``, not on every step;
 :func:`check_config` does the same check up front (the Solver calls it at
@@ -25,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nnflow.nn import checks
+from nnflow.nn import checks, kernels
 
 __all__ = ["sgd", "sgd_momentum", "rmsprop", "adam", "UPDATE_RULES", "get_update_rule",
            "CONFIG_RANGES", "check_config"]
@@ -101,6 +106,8 @@ def sgd(w, dw, config=None):
     """
     w, dw, config = _prepare(w, dw, config, "sgd")
     lr = config.setdefault("learning_rate", 1e-2)
+    if kernels.fused_sgd(w, dw, lr):
+        return w, config
     s = _scratch(config, w)
     np.multiply(dw, lr, out=s)
     w -= s
@@ -120,6 +127,8 @@ def sgd_momentum(w, dw, config=None):
     lr = config.setdefault("learning_rate", 1e-2)
     mu = config.setdefault("momentum", 0.9)
     v = _state(config, "velocity", w)
+    if kernels.fused_sgd_momentum(w, dw, v, mu, lr):
+        return w, config
     s = _scratch(config, w)
     v *= mu
     np.multiply(dw, lr, out=s)
@@ -143,6 +152,8 @@ def rmsprop(w, dw, config=None):
     dr = config.setdefault("decay_rate", 0.99)
     eps = config.setdefault("epsilon", 1e-8)
     cache = _state(config, "cache", w)
+    if kernels.fused_rmsprop(w, dw, cache, dr, eps, lr):
+        return w, config
     s = _scratch(config, w)
     np.multiply(dw, dw, out=s)
     s *= 1 - dr
@@ -183,6 +194,8 @@ def adam(w, dw, config=None):
     # denominator's two scalars saves a pass over the array.
     c1 = 1.0 / (np.sqrt(1 - b2**t) * step) if step != 0 else None
     c2 = eps / step if step != 0 else None
+    if c1 is not None and kernels.fused_adam(w, dw, m, v, b1, b2, c1, c2):
+        return w, config
     _adam_pass(w, dw, m, v, _scratch(config, w), b1, b2, c1, c2)
     return w, config
 

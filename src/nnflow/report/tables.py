@@ -180,6 +180,7 @@ ENVIRONMENT_COLUMNS = [
     "blas",
     "thread_env",
     "threads",
+    "update_kernels",
     "git_commit",
     "lock",
     "lock_status",
@@ -204,6 +205,18 @@ def _blas_text(pools: Any) -> str:
         words = [pool.get("internal_api") or "?", pool.get("version"), pool.get("architecture")]
         parts.append(" ".join(str(w) for w in words if w) + f", {threads}")
     return "; ".join(sorted(parts))
+
+
+def _kernels_text(record: Any) -> str:
+    """'numba 0.68.1, 2 threads' or 'numpy (numba not installed)': which implementation of
+    the update rules ran (:func:`nnflow.runtime.update_kernels`; 'n/a' when not recorded)."""
+    if not record:
+        return "n/a"
+    if record.get("path") == "numba":
+        n = record.get("threads")
+        return f"numba {record.get('numba')}, {n} thread{'' if n == 1 else 's'}"
+    reason = record.get("reason")
+    return f"{record.get('path')} ({reason})" if reason else _text(record.get("path"))
 
 
 def _thread_env_text(env: Any) -> str:
@@ -245,7 +258,8 @@ def environment_row(info: dict[str, Any]) -> dict[str, Any]:
     environment with (``none`` without a lock), ``lock_status`` the comparison: ``exact``
     (every locked distribution at its pinned version; ``, plus name==version`` lists what
     was installed beyond the lock), or ``DIFFERS: ...`` naming the distributions that were
-    missing or at another version.
+    missing or at another version. ``update_kernels`` is the implementation of the update
+    rules the run used (the fused numba kernels and their threads, or NumPy and why).
     """
     env = info.get("environment") or {}
     packages = env.get("packages") or {}
@@ -260,6 +274,7 @@ def environment_row(info: dict[str, Any]) -> dict[str, Any]:
         "blas": _blas_text(env.get("blas")),
         "thread_env": _thread_env_text(env.get("thread_env")),
         "threads": "n/a" if threads is None else str(threads),
+        "update_kernels": _kernels_text(env.get("update_kernels")),
         "git_commit": _text(env.get("git_commit")),
         "lock": lock,
         "lock_status": lock_status,
