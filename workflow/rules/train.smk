@@ -7,6 +7,17 @@ wildcard_constraints:
     run=r"[^/]+/seed=\d+",
 
 
+# A search's candidates, its selection and its final retraining are the reproduction's critical
+# path (the retraining is its longest job and waits for every candidate): they go first whenever
+# they are ready, so the grid runs fill the cores around them instead of the retraining running
+# alone at the end. (A rule's priority is not passed on to the jobs it depends on.)
+SEARCH_PRIORITY = 10
+
+
+def run_priority(wildcards):
+    return SEARCH_PRIORITY if wildcards.experiment in L.search_experiments() else 0
+
+
 rule train_network2:
     input:
         run_input,
@@ -22,6 +33,7 @@ rule train_network2:
     benchmark:
         f"{RESULTS}/benchmarks/runs/{{experiment}}/{{run}}.tsv"
     threads: run_resource("threads")
+    priority: run_priority
     resources:
         mem_mb=run_mem_mb,
         runtime=run_resource("runtime"),
@@ -51,6 +63,7 @@ rule challenge_select:
         chosen=f"{L.experiments_dir}/{{experiment}}/chosen.json",
     params:
         code=code_hash("challenge_select.py"),
+    priority: SEARCH_PRIORITY
     resources:
         **SMALL_JOB,
     log:
@@ -78,10 +91,11 @@ rule challenge_final:
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/final.log",
     benchmark:
-        f"{RESULTS}/benchmarks/experiments/{{experiment}}_final.tsv"
+        f"{RESULTS}/benchmarks/experiments/{{experiment}}/final.tsv"
     wildcard_constraints:
         experiment=wildcard_alternatives(L.search_experiments()),
     threads: lambda wc: search_cfg(wc)["resources"]["threads"]
+    priority: SEARCH_PRIORITY
     resources:
         mem_mb=lambda wc: L.final_mem_mb(wc.experiment),
         runtime=lambda wc: search_cfg(wc)["resources"]["runtime"],
