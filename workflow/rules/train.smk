@@ -7,17 +7,6 @@ wildcard_constraints:
     run=r"[^/]+/seed=\d+",
 
 
-# A search's candidates, its selection and its final retraining are the reproduction's critical
-# path (the retraining is its longest job and waits for every candidate): they go first whenever
-# they are ready, so the grid runs fill the cores around them instead of the retraining running
-# alone at the end. (A rule's priority is not passed on to the jobs it depends on.)
-SEARCH_PRIORITY = 10
-
-
-def run_priority(wildcards):
-    return SEARCH_PRIORITY if wildcards.experiment in L.search_experiments() else 0
-
-
 rule train_network2:
     input:
         run_input,
