@@ -15,7 +15,7 @@ from test_experiments import NET2, SOLVER, _data, _outputs, _spec
 from nnflow.files import load_npz
 from nnflow.nn.solver import Solver
 from nnflow.train import run as run_module
-from nnflow.train.checkpoint import Checkpoint, CheckpointBusyError, data_identity
+from nnflow.train.checkpoint import Checkpoint, CheckpointBusyError, checkpoint_interval, data_identity
 from nnflow.train.run import train_run
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,3 +201,61 @@ def test_a_resumed_network2_run_writes_the_same_metrics_bytes(tmp_path, data, mo
     info = train_run(spec, "unused", _outputs(tmp_path / "out"), tmp_path / "ckpt", code="code-A")
     assert info["checkpoint"] == {"resumed_from_epoch": 2}
     _assert_like(tmp_path, ref)  # metrics.csv byte for byte, the weights exactly
+
+
+# ------------------------------------------------------------------------------ interval
+
+
+def test_a_checkpoint_is_due_after_its_interval_or_the_last_epoch(tmp_path):
+    every = Checkpoint(tmp_path / "a", {}, data="d", code="c")
+    assert every.interval == 0 and every.due()
+    spaced = Checkpoint(tmp_path / "b", {}, data="d", code="c", interval=3600)
+    assert not spaced.due() and spaced.due(last=True)
+    assert not Checkpoint(None, {}, interval=0).due(last=True)  # checkpointing off
+    with pytest.raises(ValueError, match=r"Checkpoint: interval must be a number of seconds >= 0, got -1"):
+        Checkpoint(tmp_path / "c", {}, interval=-1)
+
+
+@pytest.mark.parametrize(("trainer", "params"), [("network2", NET2), ("solver", SOLVER)])
+def test_an_interval_saves_fewer_epochs_and_the_run_ends_the_same(tmp_path, data, monkeypatch,
+                                                                   trainer, params):
+    """With an interval longer than the run only the last epoch is checkpointed (it was
+    every epoch: 400 fsynced checkpoints for 400 short epochs); metrics and weights are
+    those of the run without checkpoints."""
+    spec = _spec(trainer, params)
+    ref = _reference(tmp_path, spec)
+    saved = []
+    original = Checkpoint.save
+
+    def spy(self, arrays, meta, files=()):
+        saved.append(meta["epoch"])
+        original(self, arrays, meta, files)
+
+    monkeypatch.setattr(Checkpoint, "save", spy)
+    train_run(spec, "unused", _outputs(tmp_path / "out"), tmp_path / "ckpt", code="code-A",
+              checkpoint_interval=3600)
+    assert saved == [4]
+    _assert_like(tmp_path, ref)
+
+
+def test_a_run_resumed_with_an_interval_ends_like_an_uninterrupted_one(tmp_path, data, monkeypatch):
+    spec = _spec("solver", SOLVER)
+    ref = _reference(tmp_path, spec)
+    _killed_run(tmp_path, monkeypatch, spec, epoch=2)  # checkpointed after every epoch up to 2
+    info = train_run(spec, "unused", _outputs(tmp_path / "out"), tmp_path / "ckpt", code="code-A",
+                     checkpoint_interval=3600)
+    assert info["checkpoint"] == {"resumed_from_epoch": 2}
+    _assert_like(tmp_path, ref)
+
+
+@pytest.mark.parametrize(("value", "seconds"), [(None, 10.0), ("", 10.0), ("0", 0.0), ("2.5", 2.5)])
+def test_the_workflow_interval_comes_from_the_environment(value, seconds):
+    environ = {} if value is None else {"NNFLOW_CHECKPOINT_INTERVAL": value}
+    assert checkpoint_interval(environ) == seconds
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "nan", "inf"])
+def test_a_bad_interval_variable_is_named(value):
+    with pytest.raises(ValueError, match=rf"NNFLOW_CHECKPOINT_INTERVAL must be a number of seconds >= 0, "
+                                         rf"got '{value}'"):
+        checkpoint_interval({"NNFLOW_CHECKPOINT_INTERVAL": value})

@@ -173,6 +173,29 @@ def test_monitoring_matches_network2_definitions():
     assert net.accuracy(training, convert=True) == ta[-1]
 
 
+def test_monitoring_makes_one_forward_pass_per_data_set_and_epoch(monkeypatch):
+    """Cost and accuracy of a data set come from one forward pass (it was two: the
+    evaluation of a short epoch cost as much as its training), with the same values as
+    the public total_cost/accuracy, which make their own pass."""
+    X, labels = _data(30, seed=4)
+    Xe, le = _data(20, seed=5)
+    net = Network(SIZES, cost=CrossEntropyCost, seed=6)
+    passes = []
+    original = Network._outputs
+
+    def counted(self, inputs):
+        passes.append(inputs.shape[0])
+        return original(self, inputs)
+
+    monkeypatch.setattr(Network, "_outputs", counted)
+    ec, ea, tc, ta = net.SGD((X, labels), 3, 10, 0.4, lmbda=2.0, evaluation_data=(Xe, le),
+                             monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
+                             monitor_training_cost=True, monitor_training_accuracy=True, seed=0)
+    assert passes == [30, 20] * 3
+    assert net.total_cost((Xe, le), 2.0) == ec[-1] and net.accuracy((Xe, le)) == ea[-1]
+    assert net.total_cost((X, labels), 2.0) == tc[-1] and net.accuracy((X, labels)) == ta[-1]
+
+
 # --------------------------------------------------------------------------- gradients
 
 @pytest.mark.parametrize("cost", [QuadraticCost, CrossEntropyCost])

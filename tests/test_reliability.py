@@ -52,7 +52,10 @@ def _only(cfg: dict, *experiments: str) -> dict:
 
 
 def _env(mirror: Path) -> dict:
-    return {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror), "PYTHONPATH": str(ROOT / "src")}
+    # a checkpoint after every epoch (the workflow's default spaces them 10 s apart): the kill
+    # tests wait for the checkpoint of a given epoch
+    return {**os.environ, "NNFLOW_DATA_MIRROR": str(mirror), "PYTHONPATH": str(ROOT / "src"),
+            "NNFLOW_CHECKPOINT_INTERVAL": "0"}
 
 
 def _cmd(workdir: Path, *args: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""``python -m nnflow runs|snapshot|compare|headline``: see :mod:`nnflow.compare.cli`."""
+"""``python -m nnflow runs|snapshot|compare|headline|stages``: see :mod:`nnflow.compare.cli`."""
 
 import sys
 

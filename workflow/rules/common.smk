@@ -117,6 +117,18 @@ def run_spec(wildcards):
     return canonical_json(run_of(wildcards).spec())
 
 
+# A search's candidates, its selection and its final retraining are the reproduction's critical
+# path (the retraining is its longest job and waits for every candidate): they go first whenever
+# they are ready, so the grid runs fill the cores around them instead of the retraining running
+# alone at the end. (A rule's priority is not passed on to the jobs it depends on.)
+SEARCH_PRIORITY = 10
+
+
+def run_priority(wildcards):
+    """A training job's priority: SEARCH_PRIORITY for a search's candidates, else 0."""
+    return SEARCH_PRIORITY if wildcards.experiment in L.search_experiments() else 0
+
+
 def run_resource(name):
     """The resource `name` (threads, runtime) of the run a training job computes."""
     return lambda wildcards: run_of(wildcards).resources[name]

@@ -22,6 +22,7 @@ rule train_network2:
     benchmark:
         f"{RESULTS}/benchmarks/runs/{{experiment}}/{{run}}.tsv"
     threads: run_resource("threads")
+    priority: run_priority
     resources:
         mem_mb=run_mem_mb,
         runtime=run_resource("runtime"),
@@ -51,6 +52,7 @@ rule challenge_select:
         chosen=f"{L.experiments_dir}/{{experiment}}/chosen.json",
     params:
         code=code_hash("challenge_select.py"),
+    priority: SEARCH_PRIORITY
     resources:
         **SMALL_JOB,
     log:
@@ -78,10 +80,11 @@ rule challenge_final:
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/final.log",
     benchmark:
-        f"{RESULTS}/benchmarks/experiments/{{experiment}}_final.tsv"
+        f"{RESULTS}/benchmarks/experiments/{{experiment}}/final.tsv"
     wildcard_constraints:
         experiment=wildcard_alternatives(L.search_experiments()),
     threads: lambda wc: search_cfg(wc)["resources"]["threads"]
+    priority: SEARCH_PRIORITY
     resources:
         mem_mb=lambda wc: L.final_mem_mb(wc.experiment),
         runtime=lambda wc: search_cfg(wc)["resources"]["runtime"],

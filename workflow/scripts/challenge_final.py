@@ -1,4 +1,5 @@
 from nnflow.train.challenge import train_final
+from nnflow.train.checkpoint import checkpoint_interval
 from nnflow.workflow.jobs import job
 
 with job(snakemake) as smk:
@@ -10,4 +11,5 @@ with job(snakemake) as smk:
         checkpoint_dir=smk.params.checkpoint,
         threads=smk.threads,
         code=smk.params.code,
+        checkpoint_interval=checkpoint_interval(),
     )

@@ -1,3 +1,4 @@
+from nnflow.train.checkpoint import checkpoint_interval
 from nnflow.train.run import train_run
 from nnflow.workflow.jobs import job
 
@@ -9,4 +10,5 @@ with job(snakemake) as smk:
         checkpoint_dir=smk.params.checkpoint,
         threads=smk.threads,
         code=smk.params.code,
+        checkpoint_interval=checkpoint_interval(),
     )

@@ -1,5 +1,5 @@
 """``python -m nnflow``: list the runs of a result set, keep snapshots, compare two result sets,
-and the headline numbers at the end of a reproduction.
+the headline numbers at the end of a reproduction, and where its time went per stage.
 
 Bad input (a directory without results, an unknown snapshot, an unreadable file) ends
 as argparse ends a bad command line: the usage, one line naming the problem, exit 2.
@@ -16,6 +16,7 @@ from nnflow.compare.diff import Comparison, compare
 from nnflow.compare.headline import headline_text
 from nnflow.compare.results import DEFAULT_RESULTS, latest_snapshot, load_result_set, resolve
 from nnflow.compare.snapshot import make_snapshot
+from nnflow.compare.stages import stage_times, stages_markdown
 from nnflow.compare.text import comparison_text, runs_text
 from nnflow.files import write_csv
 
@@ -113,6 +114,17 @@ def build_parser() -> argparse.ArgumentParser:
                           help="the HTML report to point to (default: %(default)s)")
     _results_option(headline)
     headline.set_defaults(handler=_headline, command_parser=headline)
+
+    stages = commands.add_parser(
+        "stages", help="time per stage of a reproduction (from the jobs' benchmark files), as Markdown",
+        description="Sum the jobs' Snakemake benchmark files per stage (runs/<experiment>, data, "
+                    "experiments/<search>, pagerank/scale): jobs, wall and CPU seconds, CPU per wall "
+                    "second, longest job, wall-clock span, peak RSS, and the machine's 1-minute load "
+                    "average at the jobs' start and end (from their logs). The README's stage table "
+                    "is this output.")
+    stages.add_argument("source", nargs="?", default=DEFAULT_RESULTS, metavar="DIR",
+                        help="the results directory of a run (default: %(default)s)")
+    stages.set_defaults(handler=_stages, command_parser=stages)
     return parser
 
 
@@ -129,6 +141,10 @@ def _runs(args: argparse.Namespace) -> str:
 def _headline(args: argparse.Namespace) -> str:
     results = load_result_set(resolve(args.source, args.results), hash_models=False)
     return headline_text(results, args.report)
+
+
+def _stages(args: argparse.Namespace) -> str:
+    return stages_markdown(stage_times(args.source))
 
 
 def _snapshot(args: argparse.Namespace) -> str:

@@ -520,18 +520,21 @@ class Network:
             # Finite but huge weights overflow in the cost (the L2 term, the exp): that is
             # divergence, detected just below from the non-finite value, not a warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                if finite:
+                if finite:  # cost and accuracy of a data set share its one forward pass
+                    out = self._outputs(X) if monitor_training_cost or monitor_training_accuracy else None
                     if monitor_training_cost:
-                        record["training_cost"] = self._cost_arrays(X, None, T, lmbda)
+                        record["training_cost"] = self._cost_arrays(X, None, T, lmbda, out)
                         training_cost.append(record["training_cost"])
                     if monitor_training_accuracy:
-                        record["training_accuracy"] = self._accuracy_arrays(X, None, T)
+                        record["training_accuracy"] = self._accuracy_arrays(X, None, T, out)
                         training_accuracy.append(record["training_accuracy"])
+                    out = (self._outputs(ev[0]) if monitor_evaluation_cost or monitor_evaluation_accuracy
+                           else None)
                     if monitor_evaluation_cost:
-                        record["evaluation_cost"] = self._cost_arrays(*ev, lmbda)
+                        record["evaluation_cost"] = self._cost_arrays(*ev, lmbda, out)
                         evaluation_cost.append(record["evaluation_cost"])
                     if monitor_evaluation_accuracy:
-                        record["evaluation_accuracy"] = self._accuracy_arrays(*ev)
+                        record["evaluation_accuracy"] = self._accuracy_arrays(*ev, out)
                         evaluation_accuracy.append(record["evaluation_accuracy"])
                     finite = all(math.isfinite(record[k]) for k in record)
             if verbose:
@@ -549,19 +552,20 @@ class Network:
 
     # ------------------------------------------------------------------ evaluation
 
-    def _cost_arrays(self, X, labels, targets, lmbda):
+    def _cost_arrays(self, X, labels, targets, lmbda, outputs=None):
         if targets is None:
             targets = self._one_hot(labels)
-        a = self._outputs(X)
+        a = self._outputs(X) if outputs is None else outputs
         n = X.shape[0]
         cost = float(self.cost.fn(a, targets)) / n
         cost += 0.5 * (lmbda / n) * sum(float(np.sum(np.square(w))) for w in self._W)
         return cost
 
-    def _accuracy_arrays(self, X, labels, targets):
+    def _accuracy_arrays(self, X, labels, targets, outputs=None):
         if labels is None:
             labels = np.argmax(targets, axis=1)
-        return int(np.count_nonzero(np.argmax(self._outputs(X), axis=1) == labels))
+        a = self._outputs(X) if outputs is None else outputs
+        return int(np.count_nonzero(np.argmax(a, axis=1) == labels))
 
     def accuracy(self, data, convert=False):
         """Number of inputs whose most active output neuron is the right label.

@@ -16,7 +16,7 @@ from nnflow.train.trainers.solver import train_solver
 def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], data_dir: str | os.PathLike,
                 outputs: dict[str, str], checkpoint_dir: str | os.PathLike | None = None,
                 threads: int = 1, code: str | None = None,
-                progress: Progress | None = None) -> dict[str, Any]:
+                progress: Progress | None = None, checkpoint_interval: float = 0.0) -> dict[str, Any]:
     """Retrain the chosen candidate with the final budget and evaluate it once on the test set.
 
     The test set sees the weights of the epoch with the best validation accuracy (the
@@ -31,7 +31,8 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
     spec["run_id"] = f"{spec['experiment']}/final"
     spec["chosen_candidate"] = chosen["run_id"]
     data = load_dataset(data_dir)
-    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
+    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code,
+                            interval=checkpoint_interval)
     with checkpoint.hold():
         started = time.perf_counter()
         rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True,

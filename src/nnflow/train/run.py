@@ -55,6 +55,7 @@ def train_run(
     threads: int = 1,
     code: str | None = None,
     progress: Progress | None = None,
+    checkpoint_interval: float = 0.0,
 ) -> dict[str, Any]:
     """Train one run and write its outputs (see the module docstring); return run.json's content.
 
@@ -66,7 +67,8 @@ def train_run(
     spec = parse_spec(spec)
     train = get_trainer(spec["trainer"])
     data = load_dataset(data_dir)
-    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code)
+    checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code,
+                            interval=checkpoint_interval)
     with checkpoint.hold():
         started = time.perf_counter()
         rows, params, status, model_meta, extra = train(spec, data, checkpoint, progress=progress)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -23,6 +24,15 @@ from nnflow.runtime import limit_threads
 
 log = logging.getLogger("nnflow.workflow.jobs")
 SHOWN_FILES = 5  # a job with more inputs (a table of every run) names the first ones and counts
+# The machine's load at a job's start and end, in its log (read back by nnflow.compare.stages).
+LOAD_LINE = "load average %.2f at %s of the job (%d CPUs)"
+LOAD_PATTERN = re.compile(r"load average (?P<load>\d+(?:\.\d+)?) at (?P<when>start|end) of the job "
+                          r"\((?P<cpus>\d+) CPUs\)")
+
+
+def log_load(when: str) -> None:
+    """Log the 1-minute load average: above the CPU count, the job shared the cores."""
+    log.info(LOAD_LINE, os.getloadavg()[0], when, os.cpu_count() or 1)
 
 
 def file_list(paths: Any, sizes: bool = False) -> str:
@@ -71,8 +81,10 @@ def job(smk: Any) -> Iterator[Any]:
         progress = Progress.from_environment(job_label(smk), old_err)  # the terminal, not the log
         rule = getattr(smk, "rule", None) or "job"
         log.info("%s: reading %s", rule, file_list(smk.input))
+        log_load("start")
         with progress:
             yield smk
+        log_load("end")
         log.info("%s: wrote %s", rule, file_list(smk.output, sizes=True))
     except BaseException:
         log.exception("job failed")

@@ -65,10 +65,11 @@ def train_network2(spec: dict[str, Any], data: dict[str, Any], checkpoint: Check
         epoch_seconds.append(now - clock[0])
         log.info("%s", epoch_line(rows[-1], epochs, epoch_seconds[-1]))
         progress.epoch(rows[-1]["epoch"], f"test accuracy {100 * rows[-1]['test_accuracy']:.2f}%")
-        arrays = {f"w{i}": w for i, w in enumerate(network.weights)}
-        arrays.update({f"b{i}": b for i, b in enumerate(network.biases)})
-        checkpoint.save(arrays, {"epoch": start_epoch + j + 1, "rows": rows,
-                                 "epoch_seconds": epoch_seconds, "rng": rng_state(network.rng)})
+        if checkpoint.due(last=start_epoch + j + 1 == epochs):
+            arrays = {f"w{i}": w for i, w in enumerate(network.weights)}
+            arrays.update({f"b{i}": b for i, b in enumerate(network.biases)})
+            checkpoint.save(arrays, {"epoch": start_epoch + j + 1, "rows": rows,
+                                     "epoch_seconds": epoch_seconds, "rng": rng_state(network.rng)})
         clock[0] = time.perf_counter()
 
     progress.epochs(epochs, start_epoch)

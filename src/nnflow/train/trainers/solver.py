@@ -127,7 +127,7 @@ def train_solver(spec: dict[str, Any], data: dict[str, Any], checkpoint: Checkpo
                        **(_layer_norms(model, *probe) if track else {}),
                        **(_relative_updates(before, _weights(model)) if track else {})})
         stem = checkpoint.path(f"solver-{epoch:06d}")
-        if stem is not None:
+        if stem is not None and checkpoint.due(last=epoch == num_epochs):
             npz, js = solver.save_checkpoint(stem)
             checkpoint.save({}, {"epoch": epoch, "extras": extras, "solver": stem.name},
                             files=(npz.name, js.name))
