@@ -8,7 +8,8 @@ Interleaved in one run (see common.py):
 - ``PyTorch CPU`` (2 threads): the same layers, ``cross_entropy``, ``torch.optim.Adam`` in its
   CPU default (per-tensor loop) and ``fused=True``;
 - ``GEMM peak``: one 2048 x 2048 ``numpy.matmul`` in the same dtype, timed between the epochs;
-  the fraction of it that an nnflow epoch reaches counts 6 x parameters x samples FLOPs.
+  the fraction of it that an nnflow epoch reaches counts the epoch's matrix-product FLOPs
+  (``epoch_flops``: the first layer's input gradient is not computed).
 
 ``nnflow`` runs the update rules through the fused numba kernels when numba is installed
 (nnflow.nn.kernels; ``NNFLOW_KERNELS``), ``nnflow, NumPy update`` through NumPy's ufuncs.
@@ -45,12 +46,28 @@ DIMS = [3072, 500, 500, 10]
 BATCH = 200
 LR = 1e-3
 GEMM_N = 2048
-TARGET_VS_TORCH = 1.0
-TARGET_PEAK = 0.75
+# issue 13's targets: the epoch against PyTorch with fused Adam, the share of the measured
+# SGEMM peak, one Adam update against PyTorch's fused one
+TARGET_VS_TORCH = 0.9
+TARGET_VS_TORCH_PEER = "PyTorch CPU, Adam fused"
+TARGET_PEAK = 0.85
+TARGET_ADAM_STEP = 2.0
 
 
 def n_params():
     return sum(a * b + b for a, b in zip(DIMS[:-1], DIMS[1:], strict=True))
+
+
+def epoch_flops(n):
+    """The matrix products' floating-point operations of one epoch of ``n`` examples.
+
+    Per example and weight matrix W (a x b): forward 2ab, weight gradient 2ab, input gradient
+    2ab, except for the first layer, whose input (the data) needs no gradient: nnflow's step
+    and PyTorch both skip it. (6 x parameters x n, the usual estimate, counts that product
+    too and overstates this network's work by 40 %: its first layer holds 86 % of it.)
+    """
+    weights = [a * b for a, b in zip(DIMS[:-1], DIMS[1:], strict=True)]
+    return float(n) * (6 * sum(weights) - 2 * weights[0])
 
 
 def make_data(n, dtype, seed=0):
@@ -225,7 +242,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
     repeats = repeats or 2
     rows = []
     nparam = n_params()
-    flops = 6.0 * nparam * n
+    flops = epoch_flops(n)
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name)
         X, y = make_data(n, dtype)
@@ -278,11 +295,10 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                           target=TARGET_PEAK if dtype_name == "float32" else None,
                           meets_peak=bool(flops / t1_med / float(np.median(g1)) >= TARGET_PEAK)))
         torch_names = [k for k in setups if k.startswith("PyTorch") and "1 thread" not in k]
-        best_torch = min(torch_names, key=lambda k: C.summary(times[k])[1]) if torch_names else None
         for tn in torch_names:
             rows.append(C.row("cifar", case, "nnflow", times["nnflow"], dtype=dtype_name,
                               threads=2, ref=times[tn], ref_name=tn,
-                              target=TARGET_VS_TORCH if (tn == best_torch and
+                              target=TARGET_VS_TORCH if (tn == TARGET_VS_TORCH_PEER and
                                                          dtype_name == "float32") else None))
         frac_med = flops / t_med / peak_med
         frac_best = flops / t_min / peak_best
@@ -307,7 +323,9 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                               dtype=dtype_name, threads=2,
                               ref=ref if name.startswith("nnflow") else None,
                               ref_name="PyTorch Adam (fused)" if name.startswith("nnflow") and
-                              ref is not None else ""))
+                              ref is not None else "",
+                              target=TARGET_ADAM_STEP if name.startswith("nnflow") and
+                              "fused" in name and ref is not None else None))
     return rows
 
 
