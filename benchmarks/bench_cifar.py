@@ -201,7 +201,7 @@ def breakdown(X, y, seed=0):
     return {"forward": t_fwd, "backward": t_loss - t_fwd, "update": t_upd}
 
 
-def adam_micro(dtype, steps):
+def adam_micro(dtype, steps, repeats=5):
     """Interleaved: one Adam update of all parameters, nnflow vs PyTorch fused / default."""
     rng = np.random.default_rng(0)
     shapes = [(a, b) for a, b in zip(DIMS[:-1], DIMS[1:], strict=True)] + [(b,) for b in DIMS[1:]]
@@ -233,7 +233,7 @@ def adam_micro(dtype, steps):
                     opt.step()
 
             contenders[f"PyTorch Adam ({'fused' if fused else 'default'})"] = torch_step
-    times = C.interleaved(contenders, 3)
+    times = C.interleaved(contenders, repeats)
     return {k: v.scaled(1 / steps) for k, v in times.items()}
 
 
@@ -315,7 +315,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
             rows.append(C.row("cifar-breakdown", case, f"nnflow {part}", [secs],
                               dtype=dtype_name, threads=2, share=secs / total))
         log(f"  CIFAR {dtype_name}: Adam update micro-benchmark")
-        adam = adam_micro(dtype, 5 if quick else 20)
+        adam = adam_micro(dtype, 50 if quick else 300)
         log(f"  update kernels: {kernels.active_path()}")
         for name, ts in adam.items():
             ref = adam.get("PyTorch Adam (fused)")

@@ -182,11 +182,13 @@ def run(quick=False, repeats=None, dtypes=("float64", "float32"), log=print):
 
     nnflow trains on the full epoch (50,000; 10,000 with ``quick``); the slow contenders (the
     per-example loop and PyTorch, whose cost per mini-batch is constant) train on a subset
-    (5,000; 2,000 with ``quick``) and their times are scaled to the full epoch.
+    (20,000; 5,000 with ``quick``) and their times are scaled to the full epoch. Five
+    repetitions (three with ``quick``); a tenth of a second per repetition was too short to
+    keep PyTorch's spread under the noise limit on a quiet machine.
     """
     n = 10_000 if quick else 50_000
-    n_slow = 2_000 if quick else 5_000
-    repeats = repeats or 3
+    n_slow = 5_000 if quick else 20_000
+    repeats = repeats or (3 if quick else 5)
     rows = []
     for dtype_name in dtypes:
         dtype = np.dtype(dtype_name)

@@ -36,8 +36,8 @@ def test_a_steady_measurement_on_a_quiet_machine_reports_its_ratio_and_verdict()
 
 
 @pytest.mark.parametrize("times, ref_times, conditions, reason", [
-    ([1.0, 1.6, 1.1], [2.0, 2.0, 2.0], QUIET, "spread 1.60 > 1.25"),
-    ([1.0, 1.0, 1.0], [2.0, 5.0, 2.2], QUIET, "spread 2.50 > 1.25"),  # the peer's noise
+    ([1.0, 1.6, 1.1], [2.0, 2.0, 2.0], QUIET, "spread 1.60 > 1.5"),
+    ([1.0, 1.0, 1.0], [2.0, 5.0, 2.2], QUIET, "spread 2.50 > 1.5"),  # the peer's noise
     ([1.0, 1.0], [2.0, 2.0], noise.Conditions(10.0, 2.0, 2, 0.6), "other processes used 0.60"),
     ([1.0, 1.0], [2.0, 2.0], noise.Conditions(10.0, 3.1, 2, 0.1), "load average 3.10 > 2 cores"),
 ])
@@ -103,7 +103,7 @@ def test_the_table_says_which_rows_are_unreliable_and_why():
     lines = table.splitlines()
     assert "**1 of 2 rows unreliable**" in table and "1-minute load average at most 1.90" in table
     assert "| 0.5 | <= 0.9 | yes |" in lines[-2]
-    assert "| unreliable | <= 0.9 | unreliable: spread 3.00 > 1.25 |" in lines[-1]
+    assert "| unreliable | <= 0.9 | unreliable: spread 3.00 > 1.5 |" in lines[-1]
 
 
 @pytest.mark.parametrize("argv, message", [
