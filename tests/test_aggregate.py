@@ -207,3 +207,17 @@ def test_environment_table_shows_which_update_kernels_ran():
     plain["update_kernels"] = {"path": "numpy", "reason": "numba not installed"}
     table = environment_table([info("a", 1, fused), info("a", 2, plain), info("a", 3)])
     assert list(table["update_kernels"]) == ["numba 0.68.1, 2 threads", "numpy (numba not installed)", "n/a"]
+
+
+def test_environment_table_says_what_the_run_did_not_what_the_process_could_do():
+    # the process would choose numba; run.json's update_calls say what computed the steps
+    env = copy.deepcopy(ENV)
+    env["update_kernels"] = {"path": "numba", "numba": "0.68.1", "threads": 1}
+    runs = [info("a", 1, env), info("a", 2, env), info("a", 3, env)]
+    runs[0]["update_calls"] = {"numba": 0, "numpy": 0}      # network2: its own update step
+    runs[1]["update_calls"] = {"numba": 0, "numpy": 120}    # short run under auto
+    runs[2]["update_calls"] = {"numba": 900, "numpy": 1300}  # started numba (biases: NumPy)
+    table = environment_table(runs)
+    assert list(table["update_kernels"]) == [
+        "none (no update rule called)", "numpy (numba not started: too little update work)",
+        "numba 0.68.1, 1 thread"]

@@ -264,3 +264,16 @@ def test_the_recorded_blas_is_the_same_whether_or_not_the_kernels_started():
     out = _python("from nnflow import runtime\nfrom nnflow.nn import kernels\n"
                   "before = runtime.blas_info()\nkernels._load()\nprint(runtime.blas_info() == before)\n")
     assert out == "True"
+
+
+def test_calls_count_the_path_that_computed_each_update(monkeypatch):
+    pytest.importorskip("numba")
+    monkeypatch.setenv("NNFLOW_KERNELS", "numba")
+    before = kernels.calls()
+    big = np.zeros(kernels.NUMPY_BELOW["adam"] * 4, np.float32)
+    optim.adam(big, np.ones_like(big), {})            # large: the fused kernel
+    optim.adam(np.zeros(3, np.float32), np.ones(3, np.float32), {})  # small: NumPy
+    assert kernels.calls_since(before) == {"numba": 1, "numpy": 1}
+    monkeypatch.setenv("NNFLOW_KERNELS", "numpy")
+    optim.adam(big, np.ones_like(big), {})
+    assert kernels.calls_since(before) == {"numba": 1, "numpy": 2}

@@ -180,6 +180,11 @@ def test_run_records_environment_and_provenance(smoke):
     kernels = env["update_kernels"]  # which update rules ran, with at most the job's threads
     assert kernels == ({"path": "numba", "numba": version("numba"), "threads": 1} if find_spec("numba")
                        else {"path": "numpy", "reason": "numba not installed"})
+    # what computed the steps: network2 updates its own way, a Solver run calls the rules
+    assert info["update_calls"] == {"numba": 0, "numpy": 0}
+    solver_info = json.loads(next((work / "results" / "runs" / "cifar_optimizers").rglob("run.json"))
+                             .read_text())
+    assert sum(solver_info["update_calls"].values()) > 0
 
 
 def test_every_model_the_workflow_writes_loads_and_reproduces_its_numbers(smoke):

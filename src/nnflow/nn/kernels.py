@@ -46,8 +46,8 @@ from nnflow.runtime import (
     update_kernels as active_path,
 )
 
-__all__ = ["active_path", "fused_sgd", "fused_sgd_momentum", "fused_rmsprop", "fused_adam",
-           "NUMPY_BELOW", "SINGLE_THREAD_BELOW"]
+__all__ = ["active_path", "calls", "calls_since", "fused_sgd", "fused_sgd_momentum",
+           "fused_rmsprop", "fused_adam", "NUMPY_BELOW", "SINGLE_THREAD_BELOW"]
 
 # Below these sizes (elements) NumPy's ufuncs are faster than a kernel call, whose fixed
 # cost (checks, numba's dispatch, thread setting: ~5 us) outweighs the passes it saves; the
@@ -180,9 +180,32 @@ def _operand(x, dtype):
 _SCALARS = (np.float32, np.float64)
 
 
+# Update-rule calls of this process by the path that computed them: what ran, as opposed
+# to what active_path() would choose (a run may use no rule at all, or, under auto, start on
+# NumPy; small arrays always take NumPy).
+_CALLS = {"numba": 0, "numpy": 0}
+
+
+def calls() -> dict[str, int]:
+    """Update-rule calls of this process so far: ``{"numba": fused, "numpy": NumPy}``."""
+    return dict(_CALLS)
+
+
+def calls_since(before: dict[str, int]) -> dict[str, int]:
+    """The calls made since ``before`` (an earlier :func:`calls`)."""
+    return {path: _CALLS[path] - before.get(path, 0) for path in _CALLS}
+
+
 def _run(name, arrays, scalars):
     """Run kernel ``name`` on ``arrays`` (the first and every state array are written);
-    False, with nothing done, for what the kernels do not take or when NumPy is chosen."""
+    False, with nothing done, for what the kernels do not take or when NumPy is chosen.
+    Counts the call under the path that computes it (:func:`calls`)."""
+    fused = _try_kernel(name, arrays, scalars)
+    _CALLS["numba" if fused else "numpy"] += 1
+    return fused
+
+
+def _try_kernel(name, arrays, scalars):
     choice = kernel_choice()
     if choice == "numpy":
         return False

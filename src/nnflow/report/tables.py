@@ -207,11 +207,22 @@ def _blas_text(pools: Any) -> str:
     return "; ".join(sorted(parts))
 
 
-def _kernels_text(record: Any) -> str:
+def _kernels_text(record: Any, calls: Any = None) -> str:
     """'numba 0.68.1, 2 threads' or 'numpy (numba not installed)': which implementation of
-    the update rules ran (:func:`nnflow.runtime.update_kernels`; 'n/a' when not recorded)."""
+    the update rules ran (:func:`nnflow.runtime.update_kernels`; 'n/a' when not recorded).
+
+    ``calls`` (run.json's ``update_calls``, update-rule calls by the path that computed
+    them) corrects what the process would choose by what it did: 'none (no update rule
+    called)' for a run that updates its own way (network2), 'numpy (numba not started:
+    too little update work)' for a short run under ``auto``.
+    """
     if not record:
         return "n/a"
+    if calls is not None and not calls.get("numba"):
+        if not calls.get("numpy"):
+            return "none (no update rule called)"
+        if record.get("path") == "numba":
+            return "numpy (numba not started: too little update work)"
     if record.get("path") == "numba":
         n = record.get("threads")
         return f"numba {record.get('numba')}, {n} thread{'' if n == 1 else 's'}"
@@ -274,7 +285,7 @@ def environment_row(info: dict[str, Any]) -> dict[str, Any]:
         "blas": _blas_text(env.get("blas")),
         "thread_env": _thread_env_text(env.get("thread_env")),
         "threads": "n/a" if threads is None else str(threads),
-        "update_kernels": _kernels_text(env.get("update_kernels")),
+        "update_kernels": _kernels_text(env.get("update_kernels"), info.get("update_calls")),
         "git_commit": _text(env.get("git_commit")),
         "lock": lock,
         "lock_status": lock_status,

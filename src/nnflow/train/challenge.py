@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from nnflow.files import read_json, write_json
+from nnflow.nn import kernels
 from nnflow.progress import Progress, current
 from nnflow.train.checkpoint import Checkpoint
 from nnflow.train.run import finished_line, load_dataset, parse_spec, write_run_outputs
@@ -34,12 +35,13 @@ def train_final(chosen_path: str | os.PathLike, final: str | dict[str, Any], dat
     checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code,
                             interval=checkpoint_interval)
     with checkpoint.hold():
-        started = time.perf_counter()
+        started, calls_before = time.perf_counter(), kernels.calls()
         rows, params, status, meta, extra = train_solver(spec, data, checkpoint, evaluate_test=True,
                                                        progress=progress)
         seconds = time.perf_counter() - started
         info = write_run_outputs(spec, rows, params, status, meta, extra, outputs,
-                                 data["provenance"], threads, seconds, checkpoint.record)
+                                 data["provenance"], threads, seconds, checkpoint.record,
+                                 update_calls=kernels.calls_since(calls_before))
         _write_test(outputs["test"], chosen, spec, rows, status, extra)
         checkpoint.remove()
     progress.finish(finished_line(info))

@@ -29,6 +29,7 @@ from typing import Any
 
 from nnflow.data.prepared import load_prepared
 from nnflow.files import write_csv, write_json
+from nnflow.nn import kernels
 from nnflow.nn.model_io import save_model
 from nnflow.progress import Progress, current, duration
 from nnflow.runtime import environment
@@ -70,11 +71,12 @@ def train_run(
     checkpoint = Checkpoint(checkpoint_dir, spec, data=data.get("identity"), code=code,
                             interval=checkpoint_interval)
     with checkpoint.hold():
-        started = time.perf_counter()
+        started, calls_before = time.perf_counter(), kernels.calls()
         rows, params, status, model_meta, extra = train(spec, data, checkpoint, progress=progress)
         seconds = time.perf_counter() - started
         info = write_run_outputs(spec, rows, params, status, model_meta, extra, outputs,
-                                 data["provenance"], threads, seconds, checkpoint.record)
+                                 data["provenance"], threads, seconds, checkpoint.record,
+                                 update_calls=kernels.calls_since(calls_before))
         checkpoint.remove()
     progress.finish(finished_line(info))
     return info
@@ -108,7 +110,7 @@ def finished_line(info: dict[str, Any]) -> str:
 
 
 def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, provenance,
-                      threads, seconds, checkpoint_record=None) -> dict[str, Any]:
+                      threads, seconds, checkpoint_record=None, update_calls=None) -> dict[str, Any]:
     """Write metrics, model and run.json; run.json last, so it marks a complete run."""
     columns = list(rows[0]) if rows else ["epoch"]
     for row in rows:
@@ -131,6 +133,9 @@ def write_run_outputs(spec, rows, params, status, model_meta, extra, outputs, pr
         },
         "checkpoint": checkpoint_record or {"resumed_from_epoch": None},
         "environment": environment(),
+        # which update-rule path computed this run's steps (environment.update_kernels is the
+        # path the process would choose): {"numba": fused calls, "numpy": NumPy calls}
+        "update_calls": update_calls,
         **{k: v for k, v in extra.items() if k != "iterations"},
     }
     write_json(outputs["run_info"], info)
