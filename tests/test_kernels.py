@@ -277,3 +277,37 @@ def test_calls_count_the_path_that_computed_each_update(monkeypatch):
     monkeypatch.setenv("NNFLOW_KERNELS", "numpy")
     optim.adam(big, np.ones_like(big), {})
     assert kernels.calls_since(before) == {"numba": 1, "numpy": 2}
+
+
+def test_updates_from_several_python_threads_take_turns_instead_of_aborting(tmp_path):
+    # numba's workqueue layer terminates the process when parallel kernels are launched from
+    # two Python threads at once (a user training models in a thread pool); run it apart
+    pytest.importorskip("numba")
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "import threading\n"
+        "import numpy as np\n"
+        "from nnflow.nn import optim\n"
+        "rng = np.random.default_rng(0)\n"
+        "ws = [rng.standard_normal(300_000).astype(np.float32) for _ in range(4)]\n"
+        "gs = [rng.standard_normal(300_000).astype(np.float32) for _ in range(4)]\n"
+        "ref = [w.copy() for w in ws]\n"
+        "def train(w, g):\n"
+        "    config = {}\n"
+        "    for _ in range(40):\n"
+        "        optim.adam(w, g, config)\n"
+        "for w, g in zip(ref, gs):\n"
+        "    train(w, g)\n"
+        "threads = [threading.Thread(target=train, args=(w, g)) for w, g in zip(ws, gs)]\n"
+        "for t in threads:\n"
+        "    t.start()\n"
+        "for t in threads:\n"
+        "    t.join()\n"
+        "assert all(np.array_equal(a, b) for a, b in zip(ws, ref))\n"
+        "print('ok')\n")
+    env = {**os.environ, "NNFLOW_KERNELS": "numba", "OMP_NUM_THREADS": "2"}
+    env.pop("NUMBA_THREADING_LAYER", None)
+    proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "ok"

@@ -34,6 +34,7 @@ from then on. ``NNFLOW_KERNELS=numba`` starts them on the first step.
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 
@@ -115,6 +116,11 @@ def _adam_kernel(loop):
 
 _KERNEL_SOURCES = {"sgd": _sgd_kernel, "sgd_momentum": _sgd_momentum_kernel,
                    "rmsprop": _rmsprop_kernel, "adam": _adam_kernel}
+# One kernel launch at a time per process: numba's workqueue layer (the default here, see
+# _start_threads) terminates the process when parallel kernels are launched from several
+# Python threads at once (a user training models in a thread pool); kernels of different
+# threads take turns instead.
+_LAUNCH = threading.Lock()
 _compiled: dict | None = None  # rule name -> numba dispatcher, once numba is loaded
 _numba = None
 _numba_missing = False  # auto found numba not installed
@@ -161,8 +167,8 @@ def _start_threads(numba):
     the benchmarks) its 2-thread kernels made every BLAS call around them slow (measured on
     2 cores, CIFAR epoch of 9 800: 4.3-5.8 s with OpenMP, 1.0-2.0 s with workqueue, NumPy
     rules 2.4-2.7 s). workqueue does not take parallel kernels launched from several Python
-    threads at once (numba stops the process); nnflow trains in one thread. For that, set
-    ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``), which this leaves alone.
+    threads at once (numba stops the process), so launches hold ``_LAUNCH``: updates from
+    several threads take turns. ``NUMBA_THREADING_LAYER=omp`` (or ``tbb``) is left alone.
     """
     if not os.environ.get("NUMBA_THREADING_LAYER"):
         numba.config.THREADING_LAYER = "workqueue"
@@ -237,8 +243,11 @@ def _try_kernel(name, arrays, scalars):
         kernels = _load()
         if kernels is None:
             return False
-    _numba.set_num_threads(1 if w.size < SINGLE_THREAD_BELOW else numba_threads())
-    kernels[name](*[arr.reshape(-1) for arr in arrays], *operands)
+    flat = [arr.reshape(-1) for arr in arrays]
+    threads = 1 if w.size < SINGLE_THREAD_BELOW else numba_threads()
+    with _LAUNCH:  # workqueue aborts the process on launches from two Python threads at once
+        _numba.set_num_threads(threads)
+        kernels[name](*flat, *operands)
     return True
 
 
