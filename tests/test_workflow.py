@@ -369,8 +369,9 @@ SOLVER_AND_NETWORK2 = {"train_network2", "train_solver", "challenge_final"}
     ("nn/layers.py", SOLVER_AND_NETWORK2),
     ("nn/network2.py", SOLVER_AND_NETWORK2),
     ("nn/solver.py", {"train_solver", "challenge_final"}),
-    # imported by nn/optim.py (numba inside a function): the jobs that import the update rules
-    ("nn/kernels.py", {"train_solver", "challenge_final"} | {f"figure_{e}" for e in (
+    # imported by nn/optim.py (numba inside a function), and by train/run.py, which records
+    # the calls each path made: every training job and the jobs that import the update rules
+    ("nn/kernels.py", SOLVER_AND_NETWORK2 | {f"figure_{e}" for e in (
         "mnist_cost", "mnist_overfitting", "cifar_overfitting", "cifar_optimizers", "cifar_challenge",
         "unstable_gradients")}),
     ("train/trainers/network2.py", {"train_network2"}),
