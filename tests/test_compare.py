@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_runs import learnable_data as _data
 
 from nnflow.compare.diff import compare
 from nnflow.compare.figure import comparison_figure, draw_comparison, figure_rows
@@ -40,18 +41,6 @@ CHANGED = "mnist_cost/eta=0.5/seed=2"
 ADDED = "mnist_cost/eta=0.5/seed=3"
 REMOVED = "mnist_cost/eta=3.0/seed=1"
 IDENTICAL = ["cifar_optimizers/update_rule=adam/seed=1", "mnist_cost/eta=0.5/seed=1"]
-
-
-def _data(rng, dim=20, n=80):
-    patterns = rng.random((10, dim))
-
-    def make(count):
-        y = rng.integers(0, 10, count).astype(np.uint8)
-        return np.clip(patterns[y] + 0.3 * rng.standard_normal((count, dim)), 0, 1), y
-
-    (Xtr, ytr), (Xv, yv), (Xte, yte) = make(n), make(30), make(30)
-    return {"X_train": Xtr, "y_train": ytr, "X_val": Xv, "y_val": yv, "X_test": Xte, "y_test": yte,
-            "provenance": {"canonical": False, "note": "test data", "files": []}}
 
 
 def write_run(root: Path, data, run_id: str, params: dict, trainer: str = "network2") -> Path:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_runs import learnable_data
+from fake_runs import run_outputs as _outputs
 
 from nnflow.files import atomic_write, load_npy, load_npz, save_npy, write_json
 from nnflow.nn import costs, layers, network2
@@ -27,24 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 OUTPUTS = ("metrics", "model", "model_meta", "run_info")
 
 
-def _data(rng, n_train=200, n_test=50, dim=784):
-    """Learnable in-memory 'prepared' arrays (class patterns plus noise), as load_dataset returns them."""
-    patterns = rng.random((10, dim))
-
-    def make(n):
-        y = rng.integers(0, 10, n).astype(np.uint8)
-        X = np.clip(patterns[y] + 0.3 * rng.standard_normal((n, dim)), 0, 1)
-        return X, y
-
-    (Xtr, ytr), (Xv, yv), (Xte, yte) = make(n_train), make(n_test), make(n_test)
-    return {"X_train": Xtr, "y_train": ytr, "X_val": Xv, "y_val": yv, "X_test": Xte, "y_test": yte,
-            "provenance": {"canonical": False, "note": "test data", "files": []}}
-
-
-def _outputs(directory: Path) -> dict[str, str]:
-    names = {"metrics": "metrics.csv", "model": "model.npz", "model_meta": "model.json",
-             "run_info": "run.json"}
-    return {k: str(directory / v) for k, v in names.items()}
+def _data(rng):
+    """Learnable MNIST-shaped in-memory 'prepared' arrays, as load_dataset returns them."""
+    return learnable_data(rng, n_train=200, n_eval=50, dim=784)
 
 
 def _spec(trainer, params, seed=1, experiment="exp"):

@@ -14,8 +14,9 @@ import textwrap
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fake_runs import learnable_data as _data
+from fake_runs import run_outputs as _outputs
 
 from nnflow.progress import Progress, current, duration
 from nnflow.train import run as run_module
@@ -153,24 +154,6 @@ def test_durations_read_as_seconds_minutes_hours():
 
 
 # ------------------------------------------------------------------------------ runs report to it
-
-
-def _data(rng, n=80):
-    patterns = rng.random((10, DIM))
-
-    def make(k):
-        y = rng.integers(0, 10, k).astype(np.uint8)
-        return np.clip(patterns[y] + 0.3 * rng.standard_normal((k, DIM)), 0, 1), y
-
-    (Xtr, ytr), (Xv, yv), (Xte, yte) = make(n), make(30), make(30)
-    return {"X_train": Xtr, "y_train": ytr, "X_val": Xv, "y_val": yv, "X_test": Xte, "y_test": yte,
-            "provenance": {"canonical": False, "note": "test data", "files": []}}
-
-
-def _outputs(directory: Path) -> dict[str, str]:
-    names = {"metrics": "metrics.csv", "model": "model.npz", "model_meta": "model.json",
-             "run_info": "run.json"}
-    return {k: str(directory / v) for k, v in names.items()}
 
 
 def _ticking_reporter(label):

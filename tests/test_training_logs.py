@@ -9,8 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fake_runs import learnable_data
 
 from nnflow.nn import network2
 from nnflow.train.checkpoint import Checkpoint
@@ -21,16 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DIM = 20
 
 
-def _data(rng, n=80):
-    patterns = rng.random((10, DIM))
-
-    def make(k):
-        y = rng.integers(0, 10, k).astype(np.uint8)
-        return np.clip(patterns[y] + 0.3 * rng.standard_normal((k, DIM)), 0, 1), y
-
-    (Xtr, ytr), (Xv, yv), (Xte, yte) = make(n), make(30), make(30)
-    return {"X_train": Xtr, "y_train": ytr, "X_val": Xv, "y_val": yv, "X_test": Xte, "y_test": yte,
-            "provenance": {}}
+def _data(rng):
+    return learnable_data(rng, provenance={})
 
 
 def _spec(trainer, params):
