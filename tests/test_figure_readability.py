@@ -15,6 +15,7 @@ import pytest
 from test_figures import (
     network2_wide,
     run_figure,
+    saved_figures,
     solver_wide,
     unstable_update_runs,
     write_run,
@@ -22,7 +23,6 @@ from test_figures import (
 
 from nnflow.files import write_json
 from nnflow.report import drawing
-from nnflow.report import experiment as report_experiment
 from nnflow.report.kinds import FIGURE_KINDS
 
 
@@ -137,14 +137,7 @@ def test_every_figure_kind_is_checked():
 
 @pytest.mark.parametrize("kind", sorted(KIND_RUNS))
 def test_experiment_figure_is_readable_in_the_report(kind, tmp_path, monkeypatch):
-    saved = []
-    save = report_experiment.save_figure
-
-    def record(fig, *args, **kwargs):
-        saved.append(fig)
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(report_experiment, "save_figure", record)
+    saved = saved_figures(monkeypatch)
     experiment, runs, analysis, extra = KIND_RUNS[kind](tmp_path)
     # a non-canonical dataset: the figure carries the data note as its footnote
     run_figure(tmp_path, experiment, runs, analysis, canonical=False, extra=extra)
@@ -250,14 +243,7 @@ def test_theory_and_pagerank_legends_cover_no_data():
 
 @pytest.mark.parametrize("kind", sorted(KIND_RUNS))
 def test_experiment_figure_legends_cover_no_data(kind, tmp_path, monkeypatch):
-    saved = []
-    save = report_experiment.save_figure
-
-    def record(fig, *args, **kwargs):
-        saved.append(fig)
-        return save(fig, *args, **kwargs)
-
-    monkeypatch.setattr(report_experiment, "save_figure", record)
+    saved = saved_figures(monkeypatch)
     experiment, runs, analysis, extra = KIND_RUNS[kind](tmp_path)
     run_figure(tmp_path, experiment, runs, analysis, extra=extra)
     assert not covered_by_legends(saved[0]), covered_by_legends(saved[0])
