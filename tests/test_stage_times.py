@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from nnflow.compare.cli import main
-from nnflow.compare.stages import BenchmarkError, log_loads, stage_times, stages_markdown
+from nnflow.compare.stages import (
+    PERIOD_GAP_S,
+    BenchmarkError,
+    job_periods,
+    job_times,
+    log_loads,
+    stage_times,
+    stages_markdown,
+)
 
 HEADER = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
 T0 = 1_800_000_000.0
@@ -122,3 +130,39 @@ def test_stage_of_a_job_is_named_by_its_directories(tmp_path):
     _benchmark(tmp_path / "benchmarks/top.tsv", 1.0, 1.0, 10, T0 + 10)
     _benchmark(tmp_path / "benchmarks/runs/exp/a/b/seed=1.tsv", 1.0, 1.0, 10, T0 + 20)
     assert [s.stage for s in stage_times(tmp_path)] == ["data", ".", "runs/exp", "total"]
+
+
+def _one_period(results):
+    """The fixture's final run moved to overlap the MNIST runs: its jobs form one period."""
+    _benchmark(results / "benchmarks/experiments/cifar_challenge/final.tsv", 100.0, 190.0, 700, T0 + 120)
+
+
+def test_jobs_of_a_later_partial_rerun_are_called_out_and_can_be_tabled_alone(results, capsys):
+    _one_period(results)
+    # a rerun of one MNIST run 10 minutes after the reproduction replaced its benchmark file
+    _benchmark(results / "benchmarks/runs/mnist_cost/cost=quadratic/seed=2.tsv", 30.0, 28.0, 460,
+               T0 + 800)
+    periods = job_periods(job_times(results))
+    assert [len(p) for p in periods] == [3, 1]
+    assert main(["stages", str(results)]) == 0
+    text = capsys.readouterr().out
+    assert "warning: these jobs ran in 2 separate periods" in text
+    assert ": 3 jobs;" in text
+    assert ": 1 job. The rows mix them; `--latest` keeps the last period only." in text
+    assert "| **total** | 4 |" in text
+    assert main(["stages", str(results), "--latest"]) == 0
+    latest = capsys.readouterr().out
+    assert "| runs/mnist_cost | 1 | 30 | 28 |" in latest and "| **total** | 1 |" in latest
+    assert "warning" not in latest
+    assert [s.stage for s in stage_times(results, latest=True)] == ["runs/mnist_cost", "total"]
+
+
+def test_one_period_gets_no_warning_and_a_gap_up_to_the_threshold_stays_one(results):
+    _one_period(results)
+    assert len(job_periods(job_times(results))) == 1
+    assert "warning" not in stages_markdown(stage_times(results), job_periods(job_times(results)))
+    # the final run ends at T0 + 120; a job starting PERIOD_GAP_S later is still the same period
+    _benchmark(results / "benchmarks/runs/late/seed=1.tsv", 5.0, 5.0, 10, T0 + 120 + PERIOD_GAP_S + 5)
+    assert len(job_periods(job_times(results))) == 1
+    _benchmark(results / "benchmarks/runs/late/seed=1.tsv", 5.0, 5.0, 10, T0 + 120 + PERIOD_GAP_S + 6)
+    assert len(job_periods(job_times(results))) == 2

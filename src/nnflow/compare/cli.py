@@ -16,7 +16,7 @@ from nnflow.compare.diff import Comparison, compare
 from nnflow.compare.headline import headline_text
 from nnflow.compare.results import DEFAULT_RESULTS, latest_snapshot, load_result_set, resolve
 from nnflow.compare.snapshot import make_snapshot
-from nnflow.compare.stages import stage_times, stages_markdown
+from nnflow.compare.stages import job_periods, job_times, stages_markdown, summarise_stages
 from nnflow.compare.text import comparison_text, runs_text
 from nnflow.files import write_csv
 
@@ -121,9 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "experiments/<search>, pagerank/scale): jobs, wall and CPU seconds, CPU per wall "
                     "second, longest job, wall-clock span, peak RSS, and the machine's 1-minute load "
                     "average at the jobs' start and end (from their logs). The README's stage table "
-                    "is this output.")
+                    "is this output. A results directory keeps each job's last benchmark: when its "
+                    "jobs ran in separate periods (a partial rerun), the table says so.")
     stages.add_argument("source", nargs="?", default=DEFAULT_RESULTS, metavar="DIR",
                         help="the results directory of a run (default: %(default)s)")
+    stages.add_argument("--latest", action="store_true",
+                        help="only the jobs of the last period of work (the last invocation)")
     stages.set_defaults(handler=_stages, command_parser=stages)
     return parser
 
@@ -144,7 +147,10 @@ def _headline(args: argparse.Namespace) -> str:
 
 
 def _stages(args: argparse.Namespace) -> str:
-    return stages_markdown(stage_times(args.source))
+    periods = job_periods(job_times(args.source))
+    if args.latest:
+        periods = periods[-1:]
+    return stages_markdown(summarise_stages([job for p in periods for job in p]), periods)
 
 
 def _snapshot(args: argparse.Namespace) -> str:

@@ -16,12 +16,19 @@ The machine's load comes from the job logs: :func:`nnflow.workflow.jobs.job` wri
 ``benchmarks/<path>.tsv`` is ``logs/<path>.log`` (the workflow's rules name both alike).
 A load above the CPU count means the jobs shared the cores with other work, so their
 wall times are inflated; compare CPU seconds then.
+
+A results directory keeps each job's LAST benchmark file: after a partial rerun it holds
+jobs of several invocations, and a table over all of them looks like one reproduction
+but is not. :func:`job_periods` splits the jobs where more than :data:`PERIOD_GAP_S`
+seconds passed without one running; the table says when there is more than one such
+period, and ``--latest`` keeps the last one only.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +38,10 @@ BENCHMARK_DIR = "benchmarks"
 LOG_DIR = "logs"
 STAGE_DEPTH = 2  # directories below benchmarks/ that name a stage (runs/<experiment>)
 REQUIRED_COLUMNS = ("s", "cpu_time", "max_rss")
+# Seconds without a benchmarked job that separate two periods (invocations): within a
+# run the next job starts as soon as one ends, and the jobs without a benchmark file
+# (tables, figures, theory) take seconds.
+PERIOD_GAP_S = 60.0
 
 
 class BenchmarkError(ValueError):
@@ -157,10 +168,32 @@ def summarise(stage: str, jobs: list[JobTime]) -> StageTime:
     )
 
 
-def stage_times(results: str | os.PathLike) -> list[StageTime]:
+def job_periods(jobs: list[JobTime], gap_s: float = PERIOD_GAP_S) -> list[list[JobTime]]:
+    """The jobs split into periods of work: sorted by start, a new period begins where a
+    job starts more than ``gap_s`` seconds after every earlier job ended."""
+    periods: list[list[JobTime]] = []
+    end = None
+    for job in sorted(jobs, key=lambda j: j.start):
+        if end is None or job.start > end + gap_s:
+            periods.append([])
+            end = job.end
+        periods[-1].append(job)
+        end = max(end, job.end)
+    return periods
+
+
+def stage_times(results: str | os.PathLike, *, latest: bool = False) -> list[StageTime]:
     """One :class:`StageTime` per stage, in order of the stages' first job start, then a
-    ``total`` over every job (its ``span_s`` is the benchmarked jobs' wall-clock span)."""
+    ``total`` over every job (its ``span_s`` is the benchmarked jobs' wall-clock span).
+    ``latest``: only the jobs of the last period (:func:`job_periods`)."""
     jobs = job_times(results)
+    if latest:
+        jobs = job_periods(jobs)[-1]
+    return summarise_stages(jobs)
+
+
+def summarise_stages(jobs: list[JobTime]) -> list[StageTime]:
+    """:func:`stage_times` of the given jobs."""
     by_stage: dict[str, list[JobTime]] = {}
     for job in sorted(jobs, key=lambda j: j.start):
         by_stage.setdefault(job.stage, []).append(job)
@@ -171,9 +204,25 @@ def _fixed(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
 
 
-def stages_markdown(stages: list[StageTime]) -> str:
+def _clock(seconds: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def periods_note(periods: list[list[JobTime]]) -> str:
+    """A warning when the jobs ran in more than one period ("" otherwise)."""
+    if len(periods) < 2:
+        return ""
+    spans = "; ".join(f"{_clock(min(j.start for j in p))} to {_clock(max(j.end for j in p))}: "
+                      f"{len(p)} job{'s' * (len(p) != 1)}" for p in periods)
+    return (f"\nwarning: these jobs ran in {len(periods)} separate periods (more than "
+            f"{PERIOD_GAP_S:.0f} s without a job between them): {spans}. The rows mix them; "
+            "`--latest` keeps the last period only.\n")
+
+
+def stages_markdown(stages: list[StageTime], periods: list[list[JobTime]] | None = None) -> str:
     """A Markdown table of :func:`stage_times` for the README: seconds rounded to 1 s,
-    CPU/wall to 0.01, the load as mean / max of the logged samples."""
+    CPU/wall to 0.01, the load as mean / max of the logged samples; ``periods`` (of the
+    tabled jobs, :func:`job_periods`) adds a warning when there is more than one."""
     header = ["stage", "jobs", "wall s", "CPU s", "CPU/wall", "longest job s", "span s",
               "peak RSS MB", "load mean / max"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -186,5 +235,5 @@ def stages_markdown(stages: list[StageTime]) -> str:
     cpus = max((s.cpus for s in stages if s.cpus is not None), default=None)
     note = ("" if cpus is None else
             f"\nload: the machine's 1-minute load average at the jobs' start and end ({cpus} CPUs)\n")
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n" + note + periods_note(periods or [])
 
