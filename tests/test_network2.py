@@ -328,3 +328,23 @@ def test_clear_errors_for_bad_shapes_labels_and_names():
         Network([4, 3, 2], cost="hinge")
     with pytest.raises(ValueError, match="sizes"):
         Network([4])
+
+
+def test_training_gives_the_same_bits_with_one_and_two_blas_threads():
+    """The README says so (unlike a Solver run's float32 products, which OpenBLAS sums in
+    another order with another thread count): the step's and the monitoring's products."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    rng = np.random.default_rng(0)
+    X, y = rng.random((3000, 784)), rng.integers(0, 10, 3000)
+    Xt, yt = rng.random((2500, 784)), rng.integers(0, 10, 2500)  # > one evaluation chunk
+    runs = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            net = Network([784, 30, 10], seed=1)
+            monitored = net.SGD((X, y), 2, 10, 0.5, lmbda=5.0, evaluation_data=(Xt, yt),
+                                monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
+                                monitor_training_cost=True, monitor_training_accuracy=True, seed=3)
+        runs.append((net.weights, net.biases, monitored))
+    (w1, b1, m1), (w2, b2, m2) = runs
+    assert all(np.array_equal(a, b) for a, b in zip(w1 + b1, w2 + b2, strict=True))
+    assert m1 == m2
