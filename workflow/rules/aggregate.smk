@@ -23,6 +23,8 @@ rule experiment_table:
         **SMALL_JOB,
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/experiments/{{experiment}}/table.tsv"
     wildcard_constraints:
         experiment=wildcard_alternatives(L.trained_experiments()),
     script:
@@ -61,6 +63,8 @@ for _experiment in L.plotted_experiments():
             **SMALL_JOB,
         log:
             f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/experiments/{_experiment}/figure.tsv"
         script:
             "../scripts/experiment_figure.py"
 
@@ -93,7 +97,9 @@ rule metrics_table:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/metrics_table.log",
+        f"{RESULTS}/logs/tables/metrics.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/metrics.tsv"
     script:
         "../scripts/metrics_table.py"
 
@@ -121,6 +127,8 @@ rule environment_table:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/environment_table.log",
+        f"{RESULTS}/logs/tables/environment.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tables/environment.tsv"
     script:
         "../scripts/environment_table.py"

@@ -48,6 +48,8 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
             dense_max_pages=L.pagerank["dense_max_pages"],
         log:
             f"{RESULTS}/logs/pagerank/analyse_{_pr_name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/pagerank/analyse_{_pr_name}.tsv"
         threads: 1
         resources:
             mem_mb=1000,
@@ -108,6 +110,8 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
             code=code_hash("pagerank_figures.py"),
         log:
             f"{RESULTS}/logs/pagerank/figures_{_pr_name}.log",
+        benchmark:
+            f"{RESULTS}/benchmarks/pagerank/figures_{_pr_name}.tsv"
         threads: 1
         resources:
             mem_mb=1000,
@@ -162,6 +166,8 @@ rule pagerank_scale_summary:
         code=code_hash("pagerank_scale_summary.py"),
     log:
         f"{RESULTS}/logs/pagerank/scale_summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/pagerank/scale_summary.tsv"
     threads: 1
     resources:
         mem_mb=500,

@@ -41,6 +41,8 @@ rule unstable_theory:
         theory=canonical_json(L.unstable_theory or {}),
     log:
         f"{RESULTS}/logs/theory/unstable_theory.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/theory/unstable_theory.tsv"
     threads: 1
     resources:
         mem_mb=1000,
@@ -80,6 +82,8 @@ rule complex_backprop:
         ),
     log:
         f"{RESULTS}/logs/theory/complex_backprop.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/theory/complex_backprop.tsv"
     threads: 1
     resources:
         mem_mb=1000,

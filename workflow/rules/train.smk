@@ -57,6 +57,8 @@ rule challenge_select:
         **SMALL_JOB,
     log:
         f"{RESULTS}/logs/experiments/{{experiment}}/select.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/experiments/{{experiment}}/select.tsv"
     wildcard_constraints:
         experiment=wildcard_alternatives(L.search_experiments()),
     script:
