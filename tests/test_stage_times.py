@@ -17,6 +17,7 @@ from nnflow.compare.stages import (
     BenchmarkError,
     job_periods,
     job_times,
+    log_cpu_seconds,
     log_loads,
     stage_times,
     stages_markdown,
@@ -121,6 +122,8 @@ def test_every_job_log_records_the_load_at_its_start_and_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     loads, cpus = log_loads(tmp_path / "job.log")
     assert len(loads) == 2 and all(load >= 0 for load in loads) and cpus == os.cpu_count()
+    cpu = log_cpu_seconds(tmp_path / "job.log")
+    assert cpu is not None and 0 < cpu < 60  # the interpreter's start-up and imports at least
     lines = (tmp_path / "job.log").read_text().splitlines()
     assert "reading no files" in lines[0] and "wrote no files" in lines[-1]  # first and last lines stay
 
@@ -166,3 +169,32 @@ def test_one_period_gets_no_warning_and_a_gap_up_to_the_threshold_stays_one(resu
     assert len(job_periods(job_times(results))) == 1
     _benchmark(results / "benchmarks/runs/late/seed=1.tsv", 5.0, 5.0, 10, T0 + 120 + PERIOD_GAP_S + 6)
     assert len(job_periods(job_times(results))) == 2
+
+
+def test_the_cpu_time_a_job_logs_replaces_the_benchmarks_sampled_one(results):
+    """Snakemake samples a job's CPU time every 30 s after its first 15 s: a long job's
+    benchmark misses up to its last 30 s. The job's own count, logged at its end, wins."""
+    final_log = results / "logs/experiments/cifar_challenge/final.log"
+    text = final_log.read_text().replace(
+        "train: wrote 1 file: y",
+        "2026-12-01 10:00:00,000 nnflow.workflow.jobs INFO cpu time 197.25 s of the job's process "
+        "(user 180.00, system 17.25, children 0.00)\ntrain: wrote 1 file: y")
+    final_log.write_text(text)
+    stages = {s.stage: s for s in stage_times(results)}
+    assert stages["experiments/cifar_challenge"].cpu_s == pytest.approx(197.25)  # benchmark: 190
+    assert stages["runs/mnist_cost"].cpu_s == pytest.approx(20.0)  # no cpu line: the benchmark's
+    assert stages["total"].cpu_s == pytest.approx(211.5 - 190.0 + 197.25)
+
+
+def test_a_resumed_job_counts_the_cpu_time_of_its_last_start_only(tmp_path):
+    log = tmp_path / "job.log"
+    log.write_text("\n".join([
+        "x INFO load average 1.00 at start of the job (2 CPUs)",
+        "x INFO cpu time 50.00 s of the job's process (user 50.00, system 0.00, children 0.00)",
+        "x INFO load average 1.00 at start of the job (2 CPUs)",  # killed after the line above
+        "x INFO load average 1.00 at end of the job (2 CPUs)"]) + "\n")
+    assert log_cpu_seconds(log) is None
+    log.write_text(log.read_text() + "x INFO cpu time 7.50 s of the job's process (user 7.00, "
+                   "system 0.50, children 0.00)\n")
+    assert log_cpu_seconds(log) == 7.5
+    assert log_cpu_seconds(tmp_path / "missing.log") is None

@@ -14,6 +14,10 @@ The file's modification time is the job's end, so its start is that minus ``s``.
 The machine's load comes from the job logs: :func:`nnflow.workflow.jobs.job` writes the
 1-minute load average at a job's start and end, and the log of the job whose benchmark is
 ``benchmarks/<path>.tsv`` is ``logs/<path>.log`` (the workflow's rules name both alike).
+The CPU seconds come from the log too when it has them (the kernel's count for the job's
+process at its end): Snakemake's benchmark samples the CPU time every 0.5 s for 15 s and
+every 30 s after that, so for a long job it misses up to the last 30 s. Without such a
+line (a job of older code) the benchmark's value is used.
 A load above the CPU count means the jobs shared the cores with other work, so their
 wall times are inflated; compare CPU seconds then.
 
@@ -32,7 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nnflow.workflow.jobs import LOAD_PATTERN
+from nnflow.workflow.jobs import CPU_PATTERN, LOAD_PATTERN
 
 BENCHMARK_DIR = "benchmarks"
 LOG_DIR = "logs"
@@ -121,6 +125,18 @@ def log_loads(path: str | os.PathLike) -> tuple[tuple[float, ...], int | None]:
     return tuple(float(m["load"]) for m in last), max(int(m["cpus"]) for m in last)
 
 
+def log_cpu_seconds(path: str | os.PathLike) -> float | None:
+    """The CPU seconds a job log records at the end of the job's last start (None without)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    last_start = max((m.start() for m in LOAD_PATTERN.finditer(text) if m["when"] == "start"),
+                     default=0)
+    found = list(CPU_PATTERN.finditer(text, last_start))
+    return float(found[-1]["seconds"]) if found else None
+
+
 def stage_of(relative: Path) -> str:
     """The stage of a benchmark file given by its path below the results directory."""
     parts = relative.parts
@@ -140,10 +156,13 @@ def job_times(results: str | os.PathLike) -> list[JobTime]:
         if BENCHMARK_DIR not in relative.parts[:-1]:
             continue
         values = read_benchmark(path)
-        loads, cpus = (), None
+        loads, cpus, cpu_s = (), None, None
         if relative.parts[0] == BENCHMARK_DIR:  # a workflow job's, with a log named alike
-            loads, cpus = log_loads(results / LOG_DIR / Path(*relative.parts[1:]).with_suffix(".log"))
-        jobs.append(JobTime(stage_of(relative), path, values["s"], values["cpu_time"],
+            log_path = results / LOG_DIR / Path(*relative.parts[1:]).with_suffix(".log")
+            loads, cpus = log_loads(log_path)
+            cpu_s = log_cpu_seconds(log_path)
+        jobs.append(JobTime(stage_of(relative), path, values["s"],
+                            values["cpu_time"] if cpu_s is None else cpu_s,
                             values["max_rss"], path.stat().st_mtime, loads, cpus))
     if not jobs:
         raise BenchmarkError(f"{results}: no benchmark files (*.tsv below a {BENCHMARK_DIR}/ "

@@ -28,11 +28,22 @@ SHOWN_FILES = 5  # a job with more inputs (a table of every run) names the first
 LOAD_LINE = "load average %.2f at %s of the job (%d CPUs)"
 LOAD_PATTERN = re.compile(r"load average (?P<load>\d+(?:\.\d+)?) at (?P<when>start|end) of the job "
                           r"\((?P<cpus>\d+) CPUs\)")
+# The CPU time of the job's process (and its waited-for children) from start to end, counted
+# by the kernel: exact, where Snakemake's benchmark samples it (every 30 s after 15 s).
+CPU_LINE = "cpu time %.2f s of the job's process (user %.2f, system %.2f, children %.2f)"
+CPU_PATTERN = re.compile(r"cpu time (?P<seconds>\d+(?:\.\d+)?) s of the job's process")
 
 
 def log_load(when: str) -> None:
     """Log the 1-minute load average: above the CPU count, the job shared the cores."""
     log.info(LOAD_LINE, os.getloadavg()[0], when, os.cpu_count() or 1)
+
+
+def log_cpu_time() -> None:
+    """Log the CPU seconds this process (imports included) and its children have used."""
+    t = os.times()
+    children = t.children_user + t.children_system
+    log.info(CPU_LINE, t.user + t.system + children, t.user, t.system, children)
 
 
 def file_list(paths: Any, sizes: bool = False) -> str:
@@ -85,6 +96,7 @@ def job(smk: Any) -> Iterator[Any]:
         with progress:
             yield smk
         log_load("end")
+        log_cpu_time()
         log.info("%s: wrote %s", rule, file_list(smk.output, sizes=True))
     except BaseException:
         log.exception("job failed")
