@@ -43,8 +43,7 @@ LOG_DIR = "logs"
 STAGE_DEPTH = 2  # directories below benchmarks/ that name a stage (runs/<experiment>)
 REQUIRED_COLUMNS = ("s", "cpu_time", "max_rss")
 # Seconds without a benchmarked job that separate two periods (invocations): within a
-# run the next job starts as soon as one ends, and the jobs without a benchmark file
-# (tables, figures, theory) take seconds.
+# run the next job starts as soon as one ends (every job but the downloads has a file).
 PERIOD_GAP_S = 60.0
 
 
