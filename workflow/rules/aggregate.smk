@@ -22,9 +22,9 @@ rule experiment_table:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/experiments/{{experiment}}/table.log",
+        L.tree.log("experiments/{experiment}/table"),
     benchmark:
-        f"{RESULTS}/benchmarks/experiments/{{experiment}}/table.tsv"
+        L.tree.benchmark("experiments/{experiment}/table")
     wildcard_constraints:
         experiment=wildcard_alternatives(L.trained_experiments()),
     script:
@@ -62,9 +62,9 @@ for _experiment in L.plotted_experiments():
         resources:
             **SMALL_JOB,
         log:
-            f"{RESULTS}/logs/experiments/{_experiment}/figure.log",
+            L.tree.log(f"experiments/{_experiment}/figure"),
         benchmark:
-            f"{RESULTS}/benchmarks/experiments/{_experiment}/figure.tsv"
+            L.tree.benchmark(f"experiments/{_experiment}/figure")
         script:
             "../scripts/experiment_figure.py"
 
@@ -97,9 +97,9 @@ rule metrics_table:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/tables/metrics.log",
+        L.tree.log("tables/metrics"),
     benchmark:
-        f"{RESULTS}/benchmarks/tables/metrics.tsv"
+        L.tree.benchmark("tables/metrics")
     script:
         "../scripts/metrics_table.py"
 
@@ -127,8 +127,8 @@ rule environment_table:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/tables/environment.log",
+        L.tree.log("tables/environment"),
     benchmark:
-        f"{RESULTS}/benchmarks/tables/environment.tsv"
+        L.tree.benchmark("tables/environment")
     script:
         "../scripts/environment_table.py"

@@ -58,9 +58,9 @@ rule prepare_dataset:
         source=lambda wildcards: DATASETS[wildcards.dataset],
         code=code_hash("prepare_dataset.py"),
     log:
-        "results/logs/data/prepare_{dataset}.log",
+        L.tree.log("data/prepare_{dataset}"),
     benchmark:
-        "results/benchmarks/data/prepare_{dataset}.tsv"
+        L.tree.benchmark("data/prepare_{dataset}")
     wildcard_constraints:
         dataset=wildcard_alternatives(list(DATASETS)),
     threads: 1

@@ -47,9 +47,9 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
             max_iter=L.pagerank["max_iter"],
             dense_max_pages=L.pagerank["dense_max_pages"],
         log:
-            f"{RESULTS}/logs/pagerank/analyse_{_pr_name}.log",
+            L.tree.log(f"pagerank/analyse_{_pr_name}"),
         benchmark:
-            f"{RESULTS}/benchmarks/pagerank/analyse_{_pr_name}.tsv"
+            L.tree.benchmark(f"pagerank/analyse_{_pr_name}")
         threads: 1
         resources:
             mem_mb=1000,
@@ -109,9 +109,9 @@ for _pr_name, _pr_spec in L.pagerank_graphs().items():
             name=_pr_name,
             code=code_hash("pagerank_figures.py"),
         log:
-            f"{RESULTS}/logs/pagerank/figures_{_pr_name}.log",
+            L.tree.log(f"pagerank/figures_{_pr_name}"),
         benchmark:
-            f"{RESULTS}/benchmarks/pagerank/figures_{_pr_name}.tsv"
+            L.tree.benchmark(f"pagerank/figures_{_pr_name}")
         threads: 1
         resources:
             mem_mb=1000,
@@ -165,9 +165,9 @@ rule pagerank_scale_summary:
     params:
         code=code_hash("pagerank_scale_summary.py"),
     log:
-        f"{RESULTS}/logs/pagerank/scale_summary.log",
+        L.tree.log("pagerank/scale_summary"),
     benchmark:
-        f"{RESULTS}/benchmarks/pagerank/scale_summary.tsv"
+        L.tree.benchmark("pagerank/scale_summary")
     threads: 1
     resources:
         mem_mb=500,

@@ -40,9 +40,9 @@ rule unstable_theory:
         code=code_hash("unstable_theory.py"),
         theory=canonical_json(L.unstable_theory or {}),
     log:
-        f"{RESULTS}/logs/theory/unstable_theory.log",
+        L.tree.log("theory/unstable_theory"),
     benchmark:
-        f"{RESULTS}/benchmarks/theory/unstable_theory.tsv"
+        L.tree.benchmark("theory/unstable_theory")
     threads: 1
     resources:
         mem_mb=1000,
@@ -81,9 +81,9 @@ rule complex_backprop:
             {k: v for k, v in (L.complex_backprop or {}).items() if k != "enabled"}
         ),
     log:
-        f"{RESULTS}/logs/theory/complex_backprop.log",
+        L.tree.log("theory/complex_backprop"),
     benchmark:
-        f"{RESULTS}/benchmarks/theory/complex_backprop.tsv"
+        L.tree.benchmark("theory/complex_backprop")
     threads: 1
     resources:
         mem_mb=1000,

@@ -18,9 +18,9 @@ rule train_network2:
         checkpoint=f"{L.checkpoints}/{{experiment}}/{{run}}",
         code=lambda wc: code_hash("train_run.py", trainer_module(run_of(wc).trainer)),
     log:
-        f"{RESULTS}/logs/runs/{{experiment}}/{{run}}.log",
+        L.tree.log("runs/{experiment}/{run}"),
     benchmark:
-        f"{RESULTS}/benchmarks/runs/{{experiment}}/{{run}}.tsv"
+        L.tree.benchmark("runs/{experiment}/{run}")
     threads: run_resource("threads")
     priority: run_priority
     resources:
@@ -56,9 +56,9 @@ rule challenge_select:
     resources:
         **SMALL_JOB,
     log:
-        f"{RESULTS}/logs/experiments/{{experiment}}/select.log",
+        L.tree.log("experiments/{experiment}/select"),
     benchmark:
-        f"{RESULTS}/benchmarks/experiments/{{experiment}}/select.tsv"
+        L.tree.benchmark("experiments/{experiment}/select")
     wildcard_constraints:
         experiment=wildcard_alternatives(L.search_experiments()),
     script:
@@ -80,9 +80,9 @@ rule challenge_final:
         checkpoint=f"{L.checkpoints}/{{experiment}}/final",
         code=code_hash("challenge_final.py"),
     log:
-        f"{RESULTS}/logs/experiments/{{experiment}}/final.log",
+        L.tree.log("experiments/{experiment}/final"),
     benchmark:
-        f"{RESULTS}/benchmarks/experiments/{{experiment}}/final.tsv"
+        L.tree.benchmark("experiments/{experiment}/final")
     wildcard_constraints:
         experiment=wildcard_alternatives(L.search_experiments()),
     threads: lambda wc: search_cfg(wc)["resources"]["threads"]

@@ -37,9 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nnflow.workflow.jobs import CPU_PATTERN, LOAD_PATTERN
+from nnflow.workflow.layout import BENCHMARK_DIR, LOG_DIR
 
-BENCHMARK_DIR = "benchmarks"
-LOG_DIR = "logs"
 STAGE_DEPTH = 2  # directories below benchmarks/ that name a stage (runs/<experiment>)
 REQUIRED_COLUMNS = ("s", "cpu_time", "max_rss")
 # Seconds without a benchmarked job that separate two periods (invocations): within a

@@ -34,6 +34,10 @@ TABLES = ("metrics.csv", SUMMARY_TABLE, "environment.csv")
 # Solver runs also keep the loss of every mini-batch (large; not needed to compare results).
 SOLVER_OUTPUTS = {"iterations": "iterations.csv"}
 THEORY_NUMBERS = "numbers.json"
+# A job's log and its Snakemake benchmark file share one stem below these directories
+# (ResultTree.log / .benchmark): nnflow.compare.stages finds a benchmark's log by it.
+LOG_DIR = "logs"
+BENCHMARK_DIR = "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,14 @@ class ResultTree:
 
     def run_dir(self, run_id: str) -> str:
         return f"{self.runs}/{run_id}"
+
+    def log(self, stem: str) -> str:
+        """The log of the job named ``stem`` (a path below the logs directory, no suffix)."""
+        return f"{self.root}/{LOG_DIR}/{stem}.log"
+
+    def benchmark(self, stem: str) -> str:
+        """The benchmark file of the job whose log is :meth:`log` of the same ``stem``."""
+        return f"{self.root}/{BENCHMARK_DIR}/{stem}.tsv"
 
 
 @dataclass
