@@ -27,8 +27,6 @@ Data: SYNTHETIC standard-normal inputs and random labels of CIFAR-10's shape (49
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import time
 
 import numpy as np
@@ -81,53 +79,24 @@ def make_model(dtype, seed=0):
                              activation="relu", init="he", dtype=dtype, seed=seed)
 
 
-@contextlib.contextmanager
-def environ(**values):
-    """Environment variables set for the duration (the update kernels read them every step)."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def one_thread(fn):
     """``fn`` run with one BLAS thread and one thread for the fused update kernels."""
     from threadpoolctl import threadpool_limits
 
     def run():
-        with threadpool_limits(1, user_api="blas"), environ(OMP_NUM_THREADS="1"):
+        with threadpool_limits(1, user_api="blas"), C.environ(OMP_NUM_THREADS="1"):
             return fn()
 
     return run
-
-
-def with_kernels(path, fn):
-    """``fn`` run with the update rules on ``path``: "numba" (the fused kernels from the first
-    step, where ``auto`` would start them only after a while) or "numpy" (NumPy's ufuncs)."""
-    def run():
-        with environ(NNFLOW_KERNELS=path):
-            return fn()
-
-    return run
-
-
-# The fused kernels when numba is installed (the "nnflow" contenders), else NumPy.
-FUSED = "numba" if kernels.active_path()["path"] == "numba" else "numpy"
 
 
 def start_kernels(dtype):
     """Start numba and load (or compile) the Adam kernel for ``dtype``, outside the timings."""
-    with environ(NNFLOW_KERNELS=FUSED):
+    with C.environ(NNFLOW_KERNELS=C.FUSED):
         optim.adam(np.ones(10**5, dtype), np.ones(10**5, dtype))
 
 
-def nnflow_setup(X, y, seed=0, threads=2, path=FUSED):
+def nnflow_setup(X, y, seed=0, threads=2, path=C.FUSED):
     Xv, yv = X[:200], y[:200]
 
     def setup():
@@ -136,7 +105,7 @@ def nnflow_setup(X, y, seed=0, threads=2, path=FUSED):
                         update_rule="adam", optim_config={"learning_rate": LR},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=200, verbose=False, seed=seed)
-        train = with_kernels(path, solver.train)
+        train = C.with_kernels(path, solver.train)
         return train if threads > 1 else one_thread(train)
 
     return setup
@@ -214,10 +183,10 @@ def adam_micro(dtype, steps, repeats=5):
             for i in range(len(ws)):
                 ws[i], cfgs[i] = optim.adam(ws[i], gs[i], cfgs[i])
 
-    contenders = {f"nnflow optim.adam ({'fused numba' if FUSED == 'numba' else 'NumPy'})":
-                  with_kernels(FUSED, nnflow_step)}
-    if FUSED == "numba":
-        contenders["nnflow optim.adam (NumPy)"] = with_kernels("numpy", nnflow_step)
+    contenders = {f"nnflow optim.adam ({'fused numba' if C.FUSED == 'numba' else 'NumPy'})":
+                  C.with_kernels(C.FUSED, nnflow_step)}
+    if C.FUSED == "numba":
+        contenders["nnflow optim.adam (NumPy)"] = C.with_kernels("numpy", nnflow_step)
     if C.have_torch():
         import torch
 
@@ -248,7 +217,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
         X, y = make_data(n, dtype)
         start_kernels(dtype)
         setups = {"nnflow": nnflow_setup(X, y)}  # numba started and its kernel loaded above
-        if FUSED == "numba":
+        if C.FUSED == "numba":
             setups["nnflow, NumPy update"] = nnflow_setup(X, y, path="numpy")
         if C.have_torch():
             setups["PyTorch CPU, Adam fused"] = torch_setup(X, y, fused=True)
@@ -309,7 +278,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                           target=TARGET_PEAK if dtype_name == "float32" else None,
                           meets_peak=bool(frac_med >= TARGET_PEAK)))
         log(f"  CIFAR {dtype_name}: breakdown of an instrumented nnflow epoch")
-        br = with_kernels(FUSED, lambda X=X, y=y: breakdown(X, y))()
+        br = C.with_kernels(C.FUSED, lambda X=X, y=y: breakdown(X, y))()
         total = sum(br.values())
         for part, secs in br.items():
             rows.append(C.row("cifar-breakdown", case, f"nnflow {part}", [secs],

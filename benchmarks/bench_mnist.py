@@ -2,7 +2,9 @@
 
 Contenders, interleaved in one run (see common.py), float64 and float32:
 
-- ``nnflow network2``: ``nnflow.network2.Network.SGD`` (vectorised over the mini-batch);
+- ``nnflow network2``: ``nnflow.network2.Network.SGD`` (vectorised over the mini-batch), its
+  epoch compiled by numba when installed (``nnflow.nn.network2_kernel``, the same bits);
+  ``nnflow network2, NumPy step``: the same with ``NNFLOW_KERNELS=numpy``;
 - ``nnflow modular``: ``FullyConnectedNet(activation="sigmoid", cost="cross_entropy_sigmoid",
   init="network2")`` + ``Solver(update_rule="sgd", sampling="epoch_shuffle")``; the Solver's
   per-epoch evaluation is on 100 training / 100 validation examples only (included in the time);
@@ -149,13 +151,11 @@ def torch_contender(X, y, threads, seed=0):
 # --------------------------------------------------------------------------- nnflow
 
 
-def network2_contender(X, y, seed=0):
+def network2_contender(X, y, seed=0, path=C.FUSED):
+    """One epoch of ``Network.SGD`` with its epochs on ``path`` (numba from the first epoch,
+    where ``auto`` takes it for enough planned work; the warm-up starts numba untimed)."""
     net = Network(SIZES, seed=seed, dtype=X.dtype)
-
-    def epoch():
-        net.SGD((X, y), 1, BATCH, ETA)
-
-    return epoch
+    return C.with_kernels(path, lambda: net.SGD((X, y), 1, BATCH, ETA))
 
 
 def modular_contender(X, y, seed=0):
@@ -196,6 +196,8 @@ def run(quick=False, repeats=None, dtypes=("float64", "float32"), log=print):
         Xs, ys = X[:n_slow], y[:n_slow]
         contenders, setups = {}, {}
         contenders["nnflow network2"] = network2_contender(X, y)
+        if C.FUSED == "numba":
+            contenders["nnflow network2, NumPy step"] = network2_contender(X, y, path="numpy")
         setups["nnflow modular"] = modular_contender(X, y)
         contenders["nnflow modular"] = None
         if C.have_torch():
@@ -223,15 +225,16 @@ def run(quick=False, repeats=None, dtypes=("float64", "float32"), log=print):
             rows.append(C.row("mnist", case, name, ts, dtype=dtype_name,
                               threads=1 if name.endswith("1 thread") else 2,
                               scaled_from=n_slow if name in slow else n))
-        for name in ("nnflow network2", "nnflow modular"):
+        for name in [k for k in times if k.startswith("nnflow")]:
+            targeted = name in TARGET_VS_TORCH  # the NumPy step is shown, not targeted
             rows.append(C.row("mnist", case, name, times[name], dtype=dtype_name, threads=2,
                               ref=times["per-example loop"], ref_name="per-example loop",
-                              target=TARGET_VS_LOOP))
+                              target=TARGET_VS_LOOP if targeted else None))
             for tn in torch_names:
                 rows.append(C.row("mnist", case, name, times[name], dtype=dtype_name, threads=2,
                                   ref=times[tn], ref_name=tn,
                                   target=TARGET_VS_TORCH[name] if (
-                                      tn == best_torch and dtype_name == TARGET_TORCH_DTYPE)
+                                      targeted and tn == best_torch and dtype_name == TARGET_TORCH_DTYPE)
                                   else None))
     return rows
 

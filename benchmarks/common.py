@@ -11,6 +11,7 @@ is marked so and reports no ratio.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import platform
@@ -26,9 +27,41 @@ try:  # run as a script (benchmarks/ on sys.path) or imported as benchmarks.comm
 except ImportError:  # pragma: no cover
     from benchmarks import noise
 
+from nnflow.nn import kernels
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
+
+
+@contextlib.contextmanager
+def environ(**values):
+    """Environment variables set for the duration (the kernels read them every step)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def with_kernels(path, fn):
+    """``fn`` run with nnflow's kernels on ``path``: "numba" (the fused update rules and
+    network2's compiled epoch from the first step, where ``auto`` would start them only
+    after enough work) or "numpy" (NumPy's ufuncs and products)."""
+    def run():
+        with environ(NNFLOW_KERNELS=path):
+            return fn()
+
+    return run
+
+
+# The compiled kernels when numba is installed (the "nnflow" contenders), else NumPy.
+FUSED = "numba" if kernels.active_path()["path"] == "numba" else "numpy"
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -214,7 +214,7 @@ def test_environment_table_says_what_the_run_did_not_what_the_process_could_do()
     env = copy.deepcopy(ENV)
     env["update_kernels"] = {"path": "numba", "numba": "0.68.1", "threads": 1}
     runs = [info("a", 1, env), info("a", 2, env), info("a", 3, env)]
-    runs[0]["update_calls"] = {"numba": 0, "numpy": 0}      # network2: its own update step
+    runs[0]["update_calls"] = {"numba": 0, "numpy": 0}      # no call recorded (older network2 runs)
     runs[1]["update_calls"] = {"numba": 0, "numpy": 120}    # short run under auto
     runs[2]["update_calls"] = {"numba": 900, "numpy": 1300}  # started numba (biases: NumPy)
     table = environment_table(runs)

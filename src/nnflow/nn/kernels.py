@@ -186,15 +186,23 @@ def _operand(x, dtype):
 _SCALARS = (np.float32, np.float64)
 
 
-# Update-rule calls of this process by the path that computed them: what ran, as opposed
-# to what active_path() would choose (a run may use no rule at all, or, under auto, start on
-# NumPy; small arrays always take NumPy).
+# Update-rule calls and network2 epochs (nnflow.nn.network2_kernel) of this process by the
+# path that computed them: what ran, as opposed to what active_path() would choose (under
+# auto a run may start on NumPy, or stay on it with too little work; small arrays always
+# take NumPy).
 _CALLS = {"numba": 0, "numpy": 0}
 
 
 def calls() -> dict[str, int]:
-    """Update-rule calls of this process so far: ``{"numba": fused, "numpy": NumPy}``."""
+    """Update-rule calls and network2 epochs of this process so far: ``{"numba": compiled,
+    "numpy": NumPy}``."""
     return dict(_CALLS)
+
+
+def count_call(path: str) -> None:
+    """Count one call computed by ``path`` ("numba" or "numpy") made outside this module
+    (network2's epochs, :mod:`nnflow.nn.network2_kernel`)."""
+    _CALLS[path] += 1
 
 
 def calls_since(before: dict[str, int]) -> dict[str, int]:

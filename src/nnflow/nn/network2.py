@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from nnflow.nn import checks, network2_io
+from nnflow.nn import checks, kernels, network2_io, network2_kernel
 from nnflow.nn import initializers as _init
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, get_cost
 from nnflow.nn.layers import sigmoid as _stable_sigmoid
@@ -511,10 +511,15 @@ class Network:
         evaluation_cost, evaluation_accuracy = [], []
         training_cost, training_accuracy = [], []
         self.status = {"status": "completed", "diverged_epoch": None, "epochs_completed": 0}
+        compiled = network2_kernel.epoch_runner(self, X, T, m, eta, decay, epochs)
         for j in range(epochs):
             perm = gen.permutation(n)
             with np.errstate(over="ignore", invalid="ignore"):
-                self._epoch(X, T, perm, m, eta, decay)
+                if compiled is not None:
+                    compiled(perm)
+                else:
+                    self._epoch(X, T, perm, m, eta, decay)
+            kernels.count_call("numpy" if compiled is None else "numba")
             record = {"epoch": j}
             finite = self._is_finite()
             # Finite but huge weights overflow in the cost (the L2 term, the exp): that is

@@ -211,10 +211,11 @@ def _kernels_text(record: Any, calls: Any = None) -> str:
     """'numba 0.68.1, 2 threads' or 'numpy (numba not installed)': which implementation of
     the update rules ran (:func:`nnflow.runtime.update_kernels`; 'n/a' when not recorded).
 
-    ``calls`` (run.json's ``update_calls``, update-rule calls by the path that computed
-    them) corrects what the process would choose by what it did: 'none (no update rule
-    called)' for a run that updates its own way (network2), 'numpy (numba not started:
-    too little update work)' for a short run under ``auto``.
+    ``calls`` (run.json's ``update_calls``: update-rule calls, or network2's epochs, by the
+    path that computed them) corrects what the process would choose by what it did: 'none
+    (no update rule called)' for a run that recorded no such call (network2 before its
+    epochs were counted), 'numpy (numba not started: too little update work)' for a short
+    run under ``auto``.
     """
     if not record:
         return "n/a"

@@ -1,0 +1,259 @@
+"""network2's SGD epoch compiled by numba: the NumPy step of :mod:`nnflow.nn.network2`, bit
+for bit, without its per-call overhead.
+
+At network2's mini-batch of 10 a step is five small matrix products and a dozen element-wise
+operations on 10-row arrays; in NumPy most of its time is the cost of calling them, not the
+arithmetic. Here the whole epoch (gathering each mini-batch, forward, back-propagation,
+update) is one compiled loop that calls NumPy's own ``cblas_?gemm`` (:mod:`nnflow.nn.blas`)
+with the arguments ``np.matmul`` passes, and does the element-wise work operation by
+operation as the NumPy step does, each result rounded to the array's dtype where NumPy
+stores it. The sigmoid is SciPy's ``expit``, ``1/(1 + exp(-z))`` with the C library's exp,
+which numba calls too (NumPy's own exp is a SIMD one with other last bits, so the NumPy
+step's fallback without SciPy is never paired with this kernel). Same weights after every
+epoch, bit for bit: the tests train both ways and compare, and every process checks it once
+on a small network before the first compiled epoch (:func:`_agrees_with_numpy`), keeping
+NumPy's step if not.
+
+Which path runs follows ``NNFLOW_KERNELS`` like the update rules (:mod:`nnflow.nn.kernels`):
+``numpy``; ``numba`` (an error when numba or NumPy's gemm symbols are missing); ``auto``, the
+default: the kernel when the planned work (:data:`START_AFTER`) repays starting numba,
+else NumPy. ``Network.SGD`` counts each epoch in :func:`nnflow.nn.kernels.calls` under the
+path that ran it, so run.json records it.
+
+Taken: sigmoid networks of float32 or float64 with the quadratic or the cross-entropy cost,
+mini-batches of at least 2 examples and every layer at least 2 wide (NumPy's matmul calls
+other routines for a dimension of 1). A last mini-batch smaller than the others runs
+NumPy's step, as does anything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+import numpy as np
+
+from nnflow.nn import blas
+from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
+from nnflow.runtime import KernelChoiceError, kernel_choice
+
+__all__ = ["START_AFTER", "epoch_runner", "unavailable"]
+
+log = logging.getLogger(__name__)
+
+# Under auto, the kernel is taken when a training's planned work, epochs x examples x
+# weights, reaches this: NumPy does ~2.5e9 of it per second at [784, 30, 10] and batch 10,
+# so this is ~0.6 s of NumPy steps, what starting numba costs a process.
+START_AFTER = 1_500_000_000
+
+_SYMBOLS = {"float64": "nnflow_cblas_dgemm", "float32": "nnflow_cblas_sgemm"}
+_LOCK = threading.Lock()
+_compiled = None  # the numba dispatcher, once loaded
+_verified: dict[tuple[str, bool, int], bool] = {}  # (dtype, quadratic, layers) -> agreed
+
+
+# Set by _load() once numba is imported (this module must import with NumPy alone): the
+# numba external functions for NumPy's gemm symbols, and the compiled gemm call. Globals,
+# not closure variables, so that numba's cache recognises the kernel in the next process.
+_dgemm = _sgemm = _gemm = None
+
+
+def _gemm_source(is64, trans_a, trans_b, m, n, k, one, a, lda, b, ldb, zero, c, ldc):
+    if is64:
+        _dgemm(blas.ROW_MAJOR, trans_a, trans_b, m, n, k, one, a.ctypes, lda, b.ctypes, ldb,
+               zero, c.ctypes, ldc)
+    else:
+        _sgemm(blas.ROW_MAJOR, trans_a, trans_b, m, n, k, one, a.ctypes, lda, b.ctypes, ldb,
+               zero, c.ctypes, ldc)
+
+
+def _epoch_source(X, T, perm, steps, Wbs, xa, t, zs, acts, deltas, gwbs,
+                  is64, quadratic, scale, apply_decay, decay, one, zero):
+    """``steps`` mini-batches of ``m = xa.shape[0]`` examples taken in the order of ``perm``,
+    each one step of ``Network._step`` on the augmented weights ``Wbs`` (per layer, the
+    weights with the biases as their last row). ``xa``, ``t``, ``zs``, ``acts``, ``deltas``,
+    ``gwbs``: the step's work arrays, as ``network2._Buffers``; the scalars are in the
+    weights' dtype, as NumPy takes the Python floats of the step."""
+    m, d_in, k = xa.shape[0], X.shape[1], T.shape[1]
+    last = len(Wbs) - 1
+    for step in range(steps):
+        for r in range(m):  # np.take of the mini-batch's rows
+            src = perm[step * m + r]
+            for c in range(d_in):
+                xa[r, c] = X[src, c]
+            for c in range(k):
+                t[r, c] = T[src, c]
+        a = xa
+        for l in range(last + 1):  # z = [a, 1] @ [[W], [b]]; a = expit(z)
+            z, out = zs[l], acts[l]
+            width = z.shape[1]
+            _gemm(is64, blas.NO_TRANS, blas.NO_TRANS, m, width, a.shape[1], one, a, a.shape[1],
+              Wbs[l], width, zero, z, width)
+            for i in range(m):
+                for j in range(width):
+                    out[i, j] = one / (one + math.exp(-z[i, j]))
+            a = out
+        d = deltas[last]
+        for i in range(m):  # output error: (a - t), times sigma' for the quadratic cost
+            for j in range(k):
+                v = a[i, j] - t[i, j]
+                if quadratic:
+                    v = v * ((one - a[i, j]) * a[i, j])
+                d[i, j] = v * scale
+        for l in range(last, -1, -1):
+            d, Wb, g = deltas[l], Wbs[l], gwbs[l]
+            width = d.shape[1]
+            a_prev = acts[l - 1] if l > 0 else xa
+            rows = a_prev.shape[1]
+            if l > 0:  # d_prev = (d @ W.T) * sigma'(z_prev), before W changes
+                d_prev = deltas[l - 1]
+                h = d_prev.shape[1]
+                _gemm(is64, blas.NO_TRANS, blas.TRANS, m, h, width, one, d, width, Wb, width,
+                      zero, d_prev, h)
+                for i in range(m):
+                    for j in range(h):
+                        s = a_prev[i, j]
+                        d_prev[i, j] = d_prev[i, j] * ((one - s) * s)
+            _gemm(is64, blas.TRANS, blas.NO_TRANS, rows, width, m, one, a_prev, rows, d, width,
+              zero, g, width)
+            if apply_decay:
+                for i in range(rows - 1):
+                    for j in range(width):
+                        Wb[i, j] = Wb[i, j] * decay
+            for i in range(rows):
+                for j in range(width):
+                    Wb[i, j] = Wb[i, j] - g[i, j]
+
+
+def _load():
+    """The compiled epoch (numba imported, NumPy's gemm symbols made known to it), or the
+    reason it cannot run."""
+    global _compiled
+    if _compiled is not None:
+        return _compiled, None
+    addresses, found = blas.gemm_symbols()
+    if addresses is None:
+        return None, found
+    try:
+        import llvmlite.binding as llvm
+        import numba
+        from numba import types
+    except ImportError:
+        return None, "numba not installed"
+    global _dgemm, _sgemm, _gemm
+    externals = {}
+    for dtype, symbol in _SYMBOLS.items():
+        llvm.add_symbol(symbol, addresses[dtype])
+        scalar = types.float64 if dtype == "float64" else types.float32
+        externals[dtype] = types.ExternalFunction(symbol, types.void(
+            types.intc, types.intc, types.intc, types.int64, types.int64, types.int64, scalar,
+            types.voidptr, types.int64, types.voidptr, types.int64, scalar, types.voidptr, types.int64))
+    _dgemm, _sgemm = externals["float64"], externals["float32"]
+    _gemm = numba.njit(inline="always")(_gemm_source)
+    try:
+        _compiled = numba.njit(cache=True, nogil=True)(_epoch_source)
+    except RuntimeError as err:  # no writable cache directory: compile in memory
+        if "cannot cache" not in str(err):
+            raise
+        _compiled = numba.njit(nogil=True)(_epoch_source)
+    return _compiled, None
+
+
+def unavailable(net, m: int) -> str | None:
+    """Why the kernel cannot train ``net`` with mini-batches of ``m`` (None: it can)."""
+    if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return f"dtype {net.dtype}"
+    if net.cost is not QuadraticCost and net.cost is not CrossEntropyCost:
+        return f"cost {getattr(net.cost, '__name__', net.cost)}"
+    if m < 2 or min(net.sizes) < 2:
+        return "a mini-batch or a layer of 1 (NumPy's matmul takes other routines)"
+    from nnflow.nn.network2 import _expit
+
+    if _expit() is None:
+        return "SciPy not installed (the NumPy step's sigmoid is then NumPy's exp)"
+    return None
+
+
+class _Runner:
+    """One training's compiled epochs: buffers for mini-batches of ``m`` and the kernel."""
+
+    def __init__(self, kernel, net, X, T, m, eta, decay):
+        dtype = net.dtype.type
+        self.kernel, self.net, self.X, self.T, self.m = kernel, net, X, T, m
+        self.eta, self.decay = eta, decay
+        sizes = net.sizes
+        self.xa = np.ones((m, sizes[0] + 1), dtype=net.dtype)
+        self.t = np.empty((m, sizes[-1]), dtype=net.dtype)
+        self.zs = tuple(np.empty((m, s), dtype=net.dtype) for s in sizes[1:])
+        self.acts = tuple(np.ones((m, s + (i < len(sizes) - 2)), dtype=net.dtype)
+                          for i, s in enumerate(sizes[1:]))
+        self.deltas = tuple(np.empty((m, s), dtype=net.dtype) for s in sizes[1:])
+        self.gwbs = tuple(np.empty((a + 1, b), dtype=net.dtype)
+                          for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        # NumPy's step takes Python floats as the array's dtype (scale, decay, 1.0)
+        self.scalars = (net.dtype == np.float64, net.cost is QuadraticCost, dtype(eta / m),
+                        decay != 1.0, dtype(decay), dtype(1.0), dtype(0.0))
+
+    def __call__(self, perm: np.ndarray) -> None:
+        """One epoch over ``perm`` (network2's ``_epoch``): the full mini-batches compiled, a
+        smaller last one by NumPy's step."""
+        steps = perm.shape[0] // self.m
+        perm = np.ascontiguousarray(perm, dtype=np.int64)
+        self.kernel(self.X, self.T, perm, steps, tuple(self.net._Wb), self.xa, self.t, self.zs,
+                    self.acts, self.deltas, self.gwbs, *self.scalars)
+        if steps * self.m < perm.shape[0]:
+            self.net._epoch(self.X, self.T, perm[steps * self.m:], self.m, self.eta, self.decay)
+
+
+def epoch_runner(net, X, T, m, eta, decay, epochs):
+    """A callable running one epoch of ``net.SGD`` over a permutation with the compiled
+    kernel, or None when NumPy's step is to run: ``NNFLOW_KERNELS=numpy``, a network or
+    mini-batch the kernel does not take (:func:`unavailable`), too little planned work under
+    ``auto``, or a kernel that cannot run here (numba or NumPy's gemm symbols missing, or
+    other bits than NumPy's step): the last is an error under ``NNFLOW_KERNELS=numba``.
+    ``X``, ``T``: the training inputs and one-hot targets, in the network's dtype."""
+    choice = kernel_choice()
+    if choice == "numpy" or unavailable(net, m) is not None:
+        return None
+    if choice == "auto" and _compiled is None:
+        weights = sum((a + 1) * b for a, b in zip(net.sizes[:-1], net.sizes[1:], strict=True))
+        if epochs * X.shape[0] * weights < START_AFTER:
+            return None
+    with _LOCK:
+        kernel, reason = _load()
+        if kernel is not None and not _agrees_with_numpy(kernel, net.dtype, net.cost, len(net.sizes) - 1):
+            kernel, reason = None, "its results differ from NumPy's step on this machine"
+    if kernel is None:
+        if choice == "numba":
+            raise KernelChoiceError(f"NNFLOW_KERNELS=numba, but network2's compiled epoch cannot "
+                                    f"run: {reason}")
+        return None
+    return _Runner(kernel, net, np.ascontiguousarray(X), np.ascontiguousarray(T), m, eta, decay)
+
+
+def _agrees_with_numpy(kernel, dtype, cost, layers) -> bool:
+    """Once per process, dtype, cost and depth: two epochs of a small network trained with the
+    kernel and with NumPy's step give the same bits (the products go through one BLAS, so
+    they must; a BLAS that chose its kernels otherwise would show here)."""
+    from nnflow.nn.network2 import Network
+
+    key = (np.dtype(dtype).name, cost is QuadraticCost, layers)
+    if key not in _verified:
+        gen = np.random.default_rng(0)
+        X = gen.standard_normal((23, 9)).astype(dtype)
+        T = np.eye(4, dtype=dtype)[gen.integers(0, 4, 23)]
+        sizes = [9, *range(layers + 4, 5, -1), 4]  # as deep as the network to train: one compilation
+        nets = [Network(sizes, cost=cost, seed=1, dtype=dtype) for _ in range(2)]
+        runner = _Runner(kernel, nets[0], X, T, 5, 0.7, 0.99)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for epoch in range(2):
+                perm = np.random.default_rng(epoch).permutation(23)
+                runner(perm)
+                nets[1]._epoch(X, T, perm, 5, 0.7, 0.99)
+        same = all(np.array_equal(a, b) for a, b in zip(nets[0]._Wb, nets[1]._Wb, strict=True))
+        if not same:
+            log.warning("network2's compiled epoch gave other bits than NumPy's step for %s; "
+                        "NumPy's step runs", key)
+        _verified[key] = same
+    return _verified[key]
