@@ -68,6 +68,32 @@ def epoch_flops(n):
     return float(n) * (6 * sum(weights) - 2 * weights[0])
 
 
+def products_contender(n, dtype, seed=0):
+    """The epoch's matrix products alone, at its shapes, through NumPy's matmul: per batch
+    the forward product of every layer, every weight gradient and every input gradient but
+    the first layer's (the products :func:`epoch_flops` counts). Their share of the GEMM
+    peak is the most any implementation of the epoch on this BLAS can reach."""
+    gen = np.random.default_rng(seed)
+    pairs = list(zip(DIMS[:-1], DIMS[1:], strict=True))
+    Ws = [gen.standard_normal((a, b)).astype(dtype) for a, b in pairs]
+    hs = [gen.standard_normal((BATCH, a)).astype(dtype) for a, _ in pairs]
+    ds = [gen.standard_normal((BATCH, b)).astype(dtype) for _, b in pairs]
+    outs = [np.empty((BATCH, b), dtype) for _, b in pairs]
+    grads = [np.empty_like(W) for W in Ws]
+    dxs = [np.empty((BATCH, a), dtype) for a, _ in pairs]
+
+    def epoch():
+        for _ in range(-(-n // BATCH)):
+            for i, W in enumerate(Ws):
+                np.matmul(hs[i], W, out=outs[i])
+            for i in range(len(Ws) - 1, -1, -1):
+                np.matmul(hs[i].T, ds[i], out=grads[i])
+                if i > 0:
+                    np.matmul(ds[i], Ws[i].T, out=dxs[i])
+
+    return epoch
+
+
 def make_data(n, dtype, seed=0):
     rng = np.random.default_rng(seed)
     return rng.standard_normal((n, DIMS[0]), dtype=np.float32).astype(dtype), \
@@ -230,6 +256,7 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                                                                      threads=1)
         gemm = {"t": [], "t1": []}
         contenders = {name: None for name in setups}
+        contenders["matrix products alone"] = products_contender(n, dtype)
         contenders["GEMM 2048"] = lambda gemm=gemm, dtype=dtype: (
             gemm["t"].append(C.gemm_seconds(GEMM_N, dtype, 2)),
             gemm["t1"].append(one_thread(lambda: C.gemm_seconds(GEMM_N, dtype, 2))()))
@@ -277,6 +304,13 @@ def run(quick=False, repeats=None, dtypes=("float32",), log=print):
                           epoch_gflops=flops / t_med / 1e9,
                           target=TARGET_PEAK if dtype_name == "float32" else None,
                           meets_peak=bool(frac_med >= TARGET_PEAK)))
+        p_min, p_med = C.summary(times["matrix products alone"])
+        rows.append(C.row("cifar", case, "matrix products alone, fraction of GEMM peak",
+                          times["matrix products alone"], dtype=dtype_name, threads=2,
+                          ref_name="GEMM peak (fraction: the ceiling of any epoch on this BLAS)",
+                          peak_fraction_median=flops / p_med / peak_med,
+                          peak_fraction_best=flops / p_min / peak_best,
+                          epoch_gflops=flops / p_med / 1e9))
         log(f"  CIFAR {dtype_name}: breakdown of an instrumented nnflow epoch")
         br = C.with_kernels(C.FUSED, lambda X=X, y=y: breakdown(X, y))()
         total = sum(br.values())

@@ -41,7 +41,7 @@ def _train(path, monkeypatch, sizes, cost, dtype=np.float64, m=5, n=103, lmbda=0
 
 @pytest.fixture
 def always(monkeypatch):
-    """The kernel takes any planned work under auto (it repays starting numba from 1.5e9)."""
+    """The kernel takes any planned work under auto (it repays starting numba from 4e9)."""
     monkeypatch.setattr(network2_kernel, "START_AFTER", 0)
 
 
@@ -128,7 +128,8 @@ def test_a_kernel_that_disagrees_with_numpy_is_not_used(monkeypatch, always, cap
 
 def test_without_numpys_gemm_symbols_numpys_step_runs(monkeypatch, always):
     monkeypatch.setattr(network2_kernel, "_compiled", None)
-    monkeypatch.setattr(blas, "gemm_symbols", lambda: (None, "NumPy's BLAS (mkl) has no 64-bit-integer cblas_?gemm"))
+    reason = "NumPy's BLAS (mkl) has no 64-bit-integer cblas_?gemm"
+    monkeypatch.setattr(blas, "gemm_symbols", lambda: (None, reason))
     assert _train("auto", monkeypatch, [12, 8, 4], "quadratic", epochs=1)[2] == {"numba": 0, "numpy": 1}
     with pytest.raises(KernelChoiceError, match=r"cannot run: NumPy's BLAS \(mkl\)"):
         _train("numba", monkeypatch, [12, 8, 4], "quadratic", epochs=1)
