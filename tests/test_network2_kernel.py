@@ -145,3 +145,20 @@ def test_numpys_own_gemm_is_found():
 def test_the_jobs_code_hash_covers_the_compiled_epoch():
     closure = sh.closure(["nnflow.train.trainers.network2"])
     assert {"nnflow.nn.network2_kernel", "nnflow.nn.blas"} <= set(closure)
+
+
+def test_the_compiled_epoch_refuses_indices_outside_the_data(monkeypatch, always):
+    """The kernel reads X[perm[i]] unchecked: a bad permutation is an error, not a read
+    outside the array."""
+    monkeypatch.setenv("NNFLOW_KERNELS", "numba")
+    X, y = _data(20)
+    net = network2.Network([12, 8, 4], seed=1)
+    T = net._one_hot(y)
+    runner = network2_kernel.epoch_runner(net, X, T, 5, 0.5, 1.0, epochs=1)
+    before = [w.copy() for w in net._Wb]
+    bad = (np.arange(21), np.array([0, 3, 20, 1, 2]), np.array([-1, 0, 1, 2, 3]), np.zeros((2, 5), int))
+    for perm in bad:
+        with pytest.raises(ValueError, match="perm must be indices of the 20 training examples"):
+            runner(perm)
+    assert all(np.array_equal(a, b) for a, b in zip(before, net._Wb, strict=True))  # nothing trained
+    runner(np.arange(20)[::-1])

@@ -202,8 +202,14 @@ class _Runner:
     def __call__(self, perm: np.ndarray) -> None:
         """One epoch over ``perm`` (network2's ``_epoch``): the full mini-batches compiled, a
         smaller last one by NumPy's step."""
-        steps = perm.shape[0] // self.m
         perm = np.ascontiguousarray(perm, dtype=np.int64)
+        n = self.X.shape[0]
+        if perm.ndim != 1 or perm.shape[0] > n or (perm.size and not 0 <= perm.min() <= perm.max() < n):
+            # the kernel does not check its indices: a bad one would read outside X
+            raise ValueError(f"network2 epoch: perm must be indices of the {n} training examples, "
+                             f"got shape {perm.shape}" + (f", values {perm.min()}..{perm.max()}"
+                                                          if perm.size else ""))
+        steps = perm.shape[0] // self.m
         self.kernel(self.X, self.T, perm, steps, tuple(self.net._Wb), self.xa, self.t, self.zs,
                     self.acts, self.deltas, self.gwbs, *self.scalars)
         if steps * self.m < perm.shape[0]:
