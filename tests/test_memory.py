@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from nnflow.data.prepare import SplitShapes, declared_shapes
-from nnflow.nn import optim
+from nnflow.nn import kernels, network2_kernel, optim
 from nnflow.train import memory
 from nnflow.train.memory import estimate_run_memory, run_mem_mb
 from nnflow.train.trainers import TRAINERS
@@ -49,7 +49,8 @@ else:
     trained = get_trainer(spec["trainer"])(spec, data, Checkpoint(None, spec))
 peak_kib = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
 extra = {{k: v for k, v in trained.extra.items() if k.startswith("effective")}}
-print(json.dumps({{"peak_mb": peak_kib * 1024 / 1e6, "extra": extra, "status": trained.status["status"]}}))
+print(json.dumps({{"peak_mb": peak_kib * 1024 / 1e6, "extra": extra, "status": trained.status["status"],
+                  "numba": "numba" in sys.modules}}))
 """
 
 
@@ -185,7 +186,7 @@ def test_the_estimate_grows_with_batch_size_widths_and_optimizer_state():
     mnist = SplitShapes(50000, 10000, 10000, 784, 10, 8)
 
     def network2(threads=1, **change):
-        params = {"sizes": [784, 30, 10], "mini_batch_size": 10, **change}
+        params = {"sizes": [784, 30, 10], "mini_batch_size": 10, "epochs": 30, **change}
         return run_mem_mb("network2", params, mnist, threads=threads)
 
     assert network2(mini_batch_size=10) < network2(mini_batch_size=5000) < network2(mini_batch_size=50000)
@@ -202,6 +203,35 @@ def test_the_estimate_covers_a_cifar_shaped_run_within_a_factor(tmp_path):
     measured = train_in_child(spec_of("solver", params), write_prepared(tmp_path / "cifar", shapes))
     declared = estimate_run_memory("solver", params, shapes).mem_mb
     assert measured["peak_mb"] <= declared <= 3 * measured["peak_mb"]
+
+
+def test_a_run_that_starts_numba_asks_for_its_runtime_too(smoke_data):
+    """numba's runtime (~140 MB) is in the request of a run whose work starts it: here a
+    network2 run planned just above the compiled epoch's threshold, on the smoke data."""
+    shapes = SMOKE_SHAPES["mnist"]
+    epochs = -(-network2_kernel.START_AFTER // network2_kernel.planned_work([784, 30, 10], shapes.n_train, 1))
+    params = {"sizes": [784, 30, 10], "epochs": epochs, "mini_batch_size": 10, "eta": 0.5,
+              "cost": "cross_entropy"}
+    assert memory.starts_numba("network2", params, shapes)
+    assert not memory.starts_numba("network2", {**params, "epochs": epochs - 1}, shapes)
+    result = train_in_child(spec_of("network2", params), smoke_data["mnist"])
+    assert result["numba"] and result["status"] == "completed"
+    assert result["peak_mb"] <= run_mem_mb("network2", params, shapes)
+    assert run_mem_mb("network2", params, shapes) - run_mem_mb("network2", {**params, "epochs": epochs - 1},
+                                                                shapes) == memory.NUMBA_MB
+
+
+def test_a_solver_run_counts_numba_when_its_update_work_starts_it(monkeypatch):
+    cifar = SMOKE_SHAPES["cifar10"]
+    params = {"hidden_dims": [50], "batch_size": 50, "num_epochs": 1, "update_rule": "adam",
+              "learning_rate": 1e-3}
+    steps_needed = kernels.AUTO_START_AFTER / (memory._parameter_count([3072, 50, 10])
+                                               * kernels.NUMPY_PASSES["adam"])
+    epochs = int(-(-steps_needed // (cifar.n_train // 50)))
+    assert memory.starts_numba("solver", {**params, "num_epochs": epochs}, cifar)
+    assert not memory.starts_numba("solver", {**params, "num_epochs": epochs - 1}, cifar)
+    monkeypatch.delitem(kernels.NUMPY_PASSES, "adam")  # as for a rule without a fused kernel
+    assert not memory.starts_numba("solver", {**params, "num_epochs": epochs}, cifar)
 
 
 # --------------------------------------------------------------------------- the workflow's requests

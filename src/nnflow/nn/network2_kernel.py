@@ -38,7 +38,7 @@ from nnflow.nn import blas
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
 from nnflow.runtime import KernelChoiceError, kernel_choice
 
-__all__ = ["START_AFTER", "epoch_runner", "unavailable"]
+__all__ = ["START_AFTER", "epoch_runner", "planned_work", "unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +164,12 @@ def _load():
     return _compiled, None
 
 
+def planned_work(sizes, n: int, epochs: int) -> int:
+    """A training's planned work as :data:`START_AFTER` counts it: epochs x examples x weights."""
+    weights = sum((a + 1) * b for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+    return int(epochs) * int(n) * weights
+
+
 def unavailable(net, m: int) -> str | None:
     """Why the kernel cannot train ``net`` with mini-batches of ``m`` (None: it can)."""
     if net.dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
@@ -226,10 +232,8 @@ def epoch_runner(net, X, T, m, eta, decay, epochs):
     choice = kernel_choice()
     if choice == "numpy" or unavailable(net, m) is not None:
         return None
-    if choice == "auto" and _compiled is None:
-        weights = sum((a + 1) * b for a, b in zip(net.sizes[:-1], net.sizes[1:], strict=True))
-        if epochs * X.shape[0] * weights < START_AFTER:
-            return None
+    if choice == "auto" and _compiled is None and planned_work(net.sizes, X.shape[0], epochs) < START_AFTER:
+        return None
     with _LOCK:
         kernel, reason = _load()
         if kernel is not None and not _agrees_with_numpy(kernel, net.dtype, net.cost, len(net.sizes) - 1):

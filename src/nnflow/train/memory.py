@@ -7,7 +7,8 @@ the run keeps -- their shapes follow from the run's parameters and the dataset's
 file exists -- as if all of them were alive at once (the training steps and the
 end-of-epoch evaluation never quite overlap that much), multiplies the sum by
 :data:`SAFETY_FACTOR` and adds :data:`BASELINE_MB` for the interpreter, NumPy,
-SciPy and Snakemake's script preamble plus :data:`BLAS_MB_PER_THREAD` per thread.
+SciPy and Snakemake's script preamble plus :data:`BLAS_MB_PER_THREAD` per thread, and
+:data:`NUMBA_MB` for numba's runtime in a run that starts it (:func:`starts_numba`).
 
 With ``s`` bytes per value, ``D`` inputs, ``K`` classes, ``n`` training rows used
 and ``b = min(batch size, n)`` (the trainers never use a larger batch), a run holds
@@ -31,6 +32,7 @@ and ``b = min(batch size, n)`` (the trainers never use a larger batch), a run ho
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from nnflow.data.prepare import SplitShapes
-from nnflow.nn import optim
+from nnflow.nn import kernels, network2_kernel, optim
 from nnflow.nn.network2 import _EVAL_CHUNK as NETWORK2_EVAL_CHUNK
 from nnflow.nn.network2 import _GATHER_ROWS as NETWORK2_GATHER_ROWS
 from nnflow.train.trainers.solver import LAYER_NORM_BATCH, setting
@@ -50,6 +52,9 @@ MB = 10**6  # Snakemake's mem_mb is in megabytes
 BASELINE_MB = 100
 BLAS_MB_PER_THREAD = 34  # OpenBLAS's work buffer per thread (32 MiB)
 SAFETY_FACTOR = 1.5
+# numba's runtime in a job that starts it (LLVM, the loaded kernels): a mnist_overfitting
+# job's peak RSS went from 149 to 288 MB when its epochs were compiled.
+NUMBA_MB = 150
 # Arrays of a hidden layer's width per example in the solver's train-mode step: the
 # affine output (activated in place), its gradient and the temporaries of the backward
 # pass; batchnorm keeps the normalised input and centred values and makes a new output;
@@ -65,6 +70,7 @@ class MemoryEstimate:
 
     arrays: dict[str, int]
     threads: int = 1
+    numba: bool = False  # the run starts numba (its runtime counts too)
 
     @property
     def array_bytes(self) -> int:
@@ -72,9 +78,10 @@ class MemoryEstimate:
 
     @property
     def mem_mb(self) -> int:
-        """``BASELINE_MB + BLAS_MB_PER_THREAD * threads + SAFETY_FACTOR * arrays / MB``, rounded up."""
+        """``BASELINE_MB + BLAS_MB_PER_THREAD * threads + SAFETY_FACTOR * arrays / MB``, plus
+        ``NUMBA_MB`` when the run starts numba, rounded up."""
         return math.ceil(BASELINE_MB + BLAS_MB_PER_THREAD * self.threads
-                         + SAFETY_FACTOR * self.array_bytes / MB)
+                         + SAFETY_FACTOR * self.array_bytes / MB + (NUMBA_MB if self.numba else 0))
 
 
 def update_rule_arrays(name: str) -> int:
@@ -149,6 +156,28 @@ def solver_arrays(params: Mapping[str, Any], shapes: SplitShapes, evaluate_test:
     }
 
 
+def starts_numba(trainer: str, params: Mapping[str, Any], shapes: SplitShapes) -> bool:
+    """Whether a run may start numba under ``NNFLOW_KERNELS=auto`` when numba is installed:
+    a network2 run whose planned work reaches the compiled epoch's threshold
+    (:data:`nnflow.nn.network2_kernel.START_AFTER`), a solver run whose update work -- every
+    parameter once per step, as the fused step's single update call counts it -- reaches
+    :data:`nnflow.nn.kernels.AUTO_START_AFTER`. Errs towards yes (a larger request)."""
+    if importlib.util.find_spec("numba") is None:
+        return False
+    n = _training_rows(params, shapes)
+    if trainer == "network2":
+        sizes = [int(v) for v in params["sizes"]]
+        return network2_kernel.planned_work(sizes, n, int(params["epochs"])) >= network2_kernel.START_AFTER
+    if trainer == "solver":
+        passes = kernels.NUMPY_PASSES.get(setting(params, "update_rule"))
+        if passes is None:  # a rule without a fused kernel
+            return False
+        dims = [shapes.dim, *(int(h) for h in params["hidden_dims"]), shapes.num_classes]
+        steps = int(params["num_epochs"]) * math.ceil(n / max(1, min(int(setting(params, "batch_size")), n)))
+        return steps * _parameter_count(dims) * passes >= kernels.AUTO_START_AFTER
+    return False
+
+
 ESTIMATORS: dict[str, Callable[..., dict[str, int]]] = {
     "network2": network2_arrays,
     "solver": solver_arrays,
@@ -166,10 +195,11 @@ def estimate_run_memory(trainer: str, params: Mapping[str, Any], shapes: SplitSh
                          "set resources.mem_mb of its experiments")
     try:
         arrays = ESTIMATORS[trainer](params, shapes, evaluate_test)
+        numba = starts_numba(trainer, params, shapes)
     except KeyError as missing:
         raise ValueError(f"params: a {trainer} run needs {missing.args[0]!r} (its memory depends on it); "
                          f"given: {', '.join(sorted(params)) or 'none'}") from None
-    return MemoryEstimate(arrays, int(threads))
+    return MemoryEstimate(arrays, int(threads), numba)
 
 
 def run_mem_mb(trainer: str, params: Mapping[str, Any], shapes: SplitShapes, *, threads: int = 1,
