@@ -107,32 +107,39 @@ def read_benchmark(path: str | os.PathLike) -> dict[str, float]:
     return {c: _number(path, rows[-1], c) for c in REQUIRED_COLUMNS}
 
 
-def log_loads(path: str | os.PathLike) -> tuple[tuple[float, ...], int | None]:
-    """The load averages a job log records at the job's last start (and its end), and the
-    CPU count it states; ``((), None)`` without them (no log, or a log of older code).
-    A resumed job appends to its log, so only the samples from its last start count."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return (), None
-    samples = list(LOAD_PATTERN.finditer(text))
-    starts = [i for i, m in enumerate(samples) if m["when"] == "start"]
-    if not starts:
-        return (), None
-    last = samples[starts[-1]:]
-    return tuple(float(m["load"]) for m in last), max(int(m["cpus"]) for m in last)
-
-
-def log_cpu_seconds(path: str | os.PathLike) -> float | None:
-    """The CPU seconds a job log records at the end of the job's last start (None without)."""
+def _since_last_start(path: str | os.PathLike) -> str | None:
+    """A job log from the job's last start on (a resumed job appends to its log), or None
+    without a start (no log, or a log of older code)."""
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
         return None
-    last_start = max((m.start() for m in LOAD_PATTERN.finditer(text) if m["when"] == "start"),
-                     default=0)
-    found = list(CPU_PATTERN.finditer(text, last_start))
+    starts = [m.start() for m in LOAD_PATTERN.finditer(text) if m["when"] == "start"]
+    return text[starts[-1]:] if starts else None
+
+
+def _loads_in(segment: str | None) -> tuple[tuple[float, ...], int | None]:
+    samples = list(LOAD_PATTERN.finditer(segment or ""))
+    if not samples:
+        return (), None
+    return tuple(float(m["load"]) for m in samples), max(int(m["cpus"]) for m in samples)
+
+
+def _cpu_seconds_in(segment: str | None) -> float | None:
+    found = list(CPU_PATTERN.finditer(segment or ""))
     return float(found[-1]["seconds"]) if found else None
+
+
+def log_loads(path: str | os.PathLike) -> tuple[tuple[float, ...], int | None]:
+    """The load averages a job log records at the job's last start (and its end), and the
+    CPU count it states; ``((), None)`` without them (no log, or a log of older code).
+    A resumed job appends to its log, so only the samples from its last start count."""
+    return _loads_in(_since_last_start(path))
+
+
+def log_cpu_seconds(path: str | os.PathLike) -> float | None:
+    """The CPU seconds a job log records at the end of the job's last start (None without)."""
+    return _cpu_seconds_in(_since_last_start(path))
 
 
 def stage_of(relative: Path) -> str:
@@ -156,9 +163,8 @@ def job_times(results: str | os.PathLike) -> list[JobTime]:
         values = read_benchmark(path)
         loads, cpus, cpu_s = (), None, None
         if relative.parts[0] == BENCHMARK_DIR:  # a workflow job's, with a log named alike
-            log_path = results / LOG_DIR / Path(*relative.parts[1:]).with_suffix(".log")
-            loads, cpus = log_loads(log_path)
-            cpu_s = log_cpu_seconds(log_path)
+            log = _since_last_start(results / LOG_DIR / Path(*relative.parts[1:]).with_suffix(".log"))
+            (loads, cpus), cpu_s = _loads_in(log), _cpu_seconds_in(log)
         jobs.append(JobTime(stage_of(relative), path, values["s"],
                             values["cpu_time"] if cpu_s is None else cpu_s,
                             values["max_rss"], path.stat().st_mtime, loads, cpus))

@@ -186,21 +186,15 @@ def unavailable(net, m: int) -> str | None:
 
 
 class _Runner:
-    """One training's compiled epochs: buffers for mini-batches of ``m`` and the kernel."""
+    """One training's compiled epochs: the network's work arrays for mini-batches of ``m``
+    (``network2._Buffers``, the NumPy step's own) and the kernel."""
 
     def __init__(self, kernel, net, X, T, m, eta, decay):
         dtype = net.dtype.type
         self.kernel, self.net, self.X, self.T, self.m = kernel, net, X, T, m
         self.eta, self.decay = eta, decay
-        sizes = net.sizes
-        self.xa = np.ones((m, sizes[0] + 1), dtype=net.dtype)
-        self.t = np.empty((m, sizes[-1]), dtype=net.dtype)
-        self.zs = tuple(np.empty((m, s), dtype=net.dtype) for s in sizes[1:])
-        self.acts = tuple(np.ones((m, s + (i < len(sizes) - 2)), dtype=net.dtype)
-                          for i, s in enumerate(sizes[1:]))
-        self.deltas = tuple(np.empty((m, s), dtype=net.dtype) for s in sizes[1:])
-        self.gwbs = tuple(np.empty((a + 1, b), dtype=net.dtype)
-                          for a, b in zip(sizes[:-1], sizes[1:], strict=True))
+        buf = net._buffers_for(m)
+        self.arrays = (buf.xa, buf.t, tuple(buf.z), tuple(buf.acts), tuple(buf.deltas), tuple(buf.gwb))
         # NumPy's step takes Python floats as the array's dtype (scale, decay, 1.0)
         self.scalars = (net.dtype == np.float64, net.cost is QuadraticCost, dtype(eta / m),
                         decay != 1.0, dtype(decay), dtype(1.0), dtype(0.0))
@@ -216,8 +210,7 @@ class _Runner:
                              f"got shape {perm.shape}" + (f", values {perm.min()}..{perm.max()}"
                                                           if perm.size else ""))
         steps = perm.shape[0] // self.m
-        self.kernel(self.X, self.T, perm, steps, tuple(self.net._Wb), self.xa, self.t, self.zs,
-                    self.acts, self.deltas, self.gwbs, *self.scalars)
+        self.kernel(self.X, self.T, perm, steps, tuple(self.net._Wb), *self.arrays, *self.scalars)
         if steps * self.m < perm.shape[0]:
             self.net._epoch(self.X, self.T, perm[steps * self.m:], self.m, self.eta, self.decay)
 
