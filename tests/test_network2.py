@@ -183,9 +183,9 @@ def test_monitoring_makes_one_forward_pass_per_data_set_and_epoch(monkeypatch):
     passes = []
     original = Network._outputs
 
-    def counted(self, inputs):
+    def counted(self, inputs, sparse=None):
         passes.append(inputs.shape[0])
-        return original(self, inputs)
+        return original(self, inputs, sparse)
 
     monkeypatch.setattr(Network, "_outputs", counted)
     ec, ea, tc, ta = net.SGD((X, labels), 3, 10, 0.4, lmbda=2.0, evaluation_data=(Xe, le),

@@ -68,6 +68,30 @@ def gemm_symbols() -> tuple[dict[str, int] | None, str]:
     return None, f"NumPy's BLAS ({blas}) has no 64-bit-integer cblas_?gemm"
 
 
+_THREADS_SYMBOLS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")
+
+
+@functools.cache
+def _threads_function():
+    try:
+        lib = ctypes.CDLL(_numpy_extension())
+    except OSError:  # pragma: no cover - NumPy's module is always loadable
+        return None
+    for name in _THREADS_SYMBOLS:
+        function = getattr(lib, name, None)
+        if function is not None:
+            function.restype = ctypes.c_int
+            function.argtypes = []
+            return function
+    return None
+
+
+def num_threads() -> int | None:
+    """The threads NumPy's OpenBLAS uses now (None: another BLAS, or not known)."""
+    function = _threads_function()
+    return None if function is None else int(function())
+
+
 def _numpy_blas_name() -> str:
     try:
         config = np.show_config(mode="dicts")

@@ -37,10 +37,11 @@ import math
 
 import numpy as np
 
-from nnflow.nn import checks, kernels, network2_io, network2_kernel
+from nnflow.nn import checks, kernels, network2_io, network2_kernel, sparse_input
 from nnflow.nn import initializers as _init
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, get_cost
 from nnflow.nn.layers import sigmoid as _stable_sigmoid
+from nnflow.runtime import kernel_choice
 
 __all__ = [
     "QuadraticCost",
@@ -90,18 +91,6 @@ def _expit():
             expit = False
         _EXPIT = expit
     return _EXPIT or None
-
-
-def _print_epoch(record, n_train, n_eval):
-    """network2's per-epoch report: the epoch (from 0), then the monitored values."""
-    print(f"Epoch {record['epoch']} training complete")
-    for key, text, total in (("training_cost", "Cost on training data", None),
-                             ("training_accuracy", "Accuracy on training data", n_train),
-                             ("evaluation_cost", "Cost on evaluation data", None),
-                             ("evaluation_accuracy", "Accuracy on evaluation data", n_eval)):
-        if key in record:
-            print(f"{text}: {record[key]}" + ("" if total is None else f" / {total}"))
-    print(flush=True)
 
 
 class _ParamList(list):
@@ -278,19 +267,26 @@ class Network:
 
     # ------------------------------------------------------------------ forward
 
-    def _forward(self, X):
+    def _forward(self, X, first=None):
+        """Outputs for ``X`` (N, D); ``first``: the first layer's product ``X @ W``, if computed."""
         a = X
-        for W, b in zip(self._W, self._b, strict=True):
-            z = a @ W
+        for layer, (W, b) in enumerate(zip(self._W, self._b, strict=True)):
+            z = a @ W if layer or first is None else first
             z += b
             a = _stable_sigmoid(z, out=z)
         return a
 
-    def _outputs(self, X):
-        if X.shape[0] <= _EVAL_CHUNK:
-            return self._forward(X)
-        return np.concatenate([self._forward(X[i:i + _EVAL_CHUNK])
-                               for i in range(0, X.shape[0], _EVAL_CHUNK)])
+    def _outputs(self, X, sparse=None):
+        """Outputs for ``X`` (N, D), :data:`_EVAL_CHUNK` rows at a time; ``sparse``: ``X`` as
+        :class:`~nnflow.nn.sparse_input.SparseRows`, whose first-layer product has NumPy's bits."""
+        def chunk(start, stop):
+            first = None if sparse is None else sparse.matmul(self._W[0], start, stop)
+            return self._forward(X[start:stop], first)
+
+        n = X.shape[0]
+        if n <= _EVAL_CHUNK:
+            return chunk(0, n)
+        return np.concatenate([chunk(i, min(i + _EVAL_CHUNK, n)) for i in range(0, n, _EVAL_CHUNK)])
 
     def feedforward(self, a):
         """Network output for input ``a``.
@@ -503,15 +499,20 @@ class Network:
                              "=True, got None")
         gen = self.rng if rng is None and seed is None else _init.as_rng(rng, seed)
         X, T = self._training_arrays(training_data, "training_data", where)
-        if evaluation_data is not None:
-            ev = self._arrays(evaluation_data, "evaluation_data", where)
+        ev = None if evaluation_data is None else self._arrays(evaluation_data, "evaluation_data", where)
         n = X.shape[0]
         m = min(m, max(n, 1))  # a larger batch is the whole set: same steps, n-row buffers
         decay = 1 - eta * (lmbda / n)
-        evaluation_cost, evaluation_accuracy = [], []
-        training_cost, training_accuracy = [], []
+        history = {f"{name}_{kind}": [] for name in ("evaluation", "training")
+                   for kind in ("cost", "accuracy")}
         self.status = {"status": "completed", "diverged_epoch": None, "epochs_completed": 0}
         compiled = network2_kernel.epoch_runner(self, X, T, m, eta, decay, epochs)
+        watched = [("training", (X, None, T), monitor_training_cost, monitor_training_accuracy),
+                   ("evaluation", ev, monitor_evaluation_cost, monitor_evaluation_accuracy)]
+        # the monitoring's products over non-zero inputs alone when numba runs anyway (or is asked for)
+        fast = compiled is not None or kernel_choice() == "numba"
+        sparse = [sparse_input.prepare(data[0], self._W[0]) if fast and (cost or accuracy) else None
+                  for _, data, cost, accuracy in watched]
         for j in range(epochs):
             perm = gen.permutation(n)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -525,25 +526,15 @@ class Network:
             # Finite but huge weights overflow in the cost (the L2 term, the exp): that is
             # divergence, detected just below from the non-finite value, not a warning.
             with np.errstate(over="ignore", invalid="ignore"):
-                if finite:  # cost and accuracy of a data set share its one forward pass
-                    out = self._outputs(X) if monitor_training_cost or monitor_training_accuracy else None
-                    if monitor_training_cost:
-                        record["training_cost"] = self._cost_arrays(X, None, T, lmbda, out)
-                        training_cost.append(record["training_cost"])
-                    if monitor_training_accuracy:
-                        record["training_accuracy"] = self._accuracy_arrays(X, None, T, out)
-                        training_accuracy.append(record["training_accuracy"])
-                    out = (self._outputs(ev[0]) if monitor_evaluation_cost or monitor_evaluation_accuracy
-                           else None)
-                    if monitor_evaluation_cost:
-                        record["evaluation_cost"] = self._cost_arrays(*ev, lmbda, out)
-                        evaluation_cost.append(record["evaluation_cost"])
-                    if monitor_evaluation_accuracy:
-                        record["evaluation_accuracy"] = self._accuracy_arrays(*ev, out)
-                        evaluation_accuracy.append(record["evaluation_accuracy"])
+                if finite:
+                    for (name, data, cost, accuracy), rows in zip(watched, sparse, strict=True):
+                        self._monitor(record, name, data, rows, cost, accuracy, lmbda)
                     finite = all(math.isfinite(record[k]) for k in record)
+            for key, values in history.items():
+                if key in record:
+                    values.append(record[key])
             if verbose:
-                _print_epoch(record, n, len(ev[0]) if evaluation_data is not None else 0)
+                network2_io.print_epoch(record, n, len(ev[0]) if evaluation_data is not None else 0)
             if not finite and stop_on_divergence:
                 self.status = {"status": "diverged", "diverged_epoch": j, "epochs_completed": j}
                 log.warning("network2.SGD diverged in epoch %s (non-finite weights or cost)", j)
@@ -552,8 +543,18 @@ class Network:
             if callback is not None and callback(j, self, record):
                 self.status["status"] = "stopped"
                 break
-        result = (evaluation_cost, evaluation_accuracy, training_cost, training_accuracy)
+        result = tuple(history.values())
         return (*result, dict(self.status)) if return_status else result
+
+    def _monitor(self, record, name, data, sparse, cost, accuracy, lmbda):
+        """``record[name + "_cost"]`` and ``[name + "_accuracy"]`` of ``data`` (X, labels,
+        targets), as asked, from one forward pass (``sparse``: X as SparseRows, or None)."""
+        if cost or accuracy:
+            out = self._outputs(data[0], sparse)
+            if cost:
+                record[f"{name}_cost"] = self._cost_arrays(*data, lmbda, out)
+            if accuracy:
+                record[f"{name}_accuracy"] = self._accuracy_arrays(*data, out)
 
     # ------------------------------------------------------------------ evaluation
 

@@ -1,4 +1,5 @@
-"""Saving and loading :class:`nnflow.nn.network2.Network`: nnflow's files and Nielsen's JSON.
+"""Saving and loading :class:`nnflow.nn.network2.Network` (nnflow's files and Nielsen's JSON),
+and network2's per-epoch report on stdout (``SGD(..., verbose=True)``).
 
 :func:`nnflow.nn.network2.load` and :meth:`~nnflow.nn.network2.Network.save` are
 the public names; this module holds their code.
@@ -139,3 +140,15 @@ def _array(path: Path, key: str, i: int, record: dict) -> np.ndarray:
         return np.asarray(record[key][i], dtype=np.float64)
     except (TypeError, ValueError) as exc:  # ragged nested lists, strings
         raise ValueError(f"{path}: {key}[{i}] is not a numeric array ({exc})") from exc
+
+
+def print_epoch(record, n_train, n_eval):
+    """network2's per-epoch report: the epoch (from 0), then the monitored values."""
+    print(f"Epoch {record['epoch']} training complete")
+    for key, text, total in (("training_cost", "Cost on training data", None),
+                             ("training_accuracy", "Accuracy on training data", n_train),
+                             ("evaluation_cost", "Cost on evaluation data", None),
+                             ("evaluation_accuracy", "Accuracy on evaluation data", n_eval)):
+        if key in record:
+            print(f"{text}: {record[key]}" + ("" if total is None else f" / {total}"))
+    print(flush=True)

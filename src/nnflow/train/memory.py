@@ -17,7 +17,9 @@ and ``b = min(batch size, n)`` (the trainers never use a larger batch), a run ho
   the nets read them in place; resident file pages count in the RSS): ``n D s``;
 - *evaluation data*: the mapped pages of the split it evaluates each epoch (network2:
   test; solver: validation, a sampled copy of the training rows, and the test split in
-  the random search's final run), one-hot targets and outputs;
+  the random search's final run), one-hot targets and outputs; a network2 run that starts
+  numba also keeps the non-zeros of its training and test inputs
+  (:func:`nnflow.nn.sparse_input.max_nbytes`);
 - *parameters* ``P`` values: network2 keeps a gradient buffer per layer; the solver
   keeps the gradients, the best parameters and the update rule's arrays
   (:func:`update_rule_arrays`: sgd 1, sgd_momentum and rmsprop 2, adam 3);
@@ -41,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from nnflow.data.prepare import SplitShapes
-from nnflow.nn import kernels, network2_kernel, optim
+from nnflow.nn import kernels, network2_kernel, optim, sparse_input
 from nnflow.nn.network2 import _EVAL_CHUNK as NETWORK2_EVAL_CHUNK
 from nnflow.nn.network2 import _GATHER_ROWS as NETWORK2_GATHER_ROWS
 from nnflow.train.trainers.solver import LAYER_NORM_BATCH, setting
@@ -112,9 +114,12 @@ def network2_arrays(params: Mapping[str, Any], shapes: SplitShapes, evaluate_tes
     widths = sum(sizes[1:]) + len(sizes) - 2
     gathered = min(max(b, (NETWORK2_GATHER_ROWS // b) * b), n)
     chunk = min(NETWORK2_EVAL_CHUNK, max(n, shapes.n_test))
+    # a run that starts numba monitors through copies of the inputs' non-zeros
+    numba = starts_numba("network2", params, shapes)
+    sparse = sparse_input.max_nbytes(n + shapes.n_test, d, s) if numba else 0
     return {
         "training data": n * (d + k) * s,  # the inputs' pages and the one-hot targets
-        "evaluation data": shapes.n_test * (d + 2 * k) * s,
+        "evaluation data": shapes.n_test * (d + 2 * k) * s + sparse,
         "parameters": 2 * _parameter_count(sizes) * s,
         # the gathered block of shuffled rows; buffers for the batch and for a last, smaller one
         "batch": (gathered * (d + 1 + k) + (b + n % b) * (d + 1 + k + 4 * widths)) * s,
