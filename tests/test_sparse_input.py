@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import pytest
 
-from nnflow.nn import blas, network2, sparse_input
+from nnflow.nn import blas, network2, network2_kernel, sparse_input
 from nnflow.runtime import KernelChoiceError
 
 pytest.importorskip("numba")
@@ -104,26 +104,76 @@ def test_asked_for_by_name_without_numba_is_an_error(monkeypatch):
         sparse_input.prepare(_sparse((40, 50), 0.2), _weights(50, 6))
 
 
-def _sgd(path, monkeypatch, cost, n=1001, n_eval=333):
+def _sgd(path, monkeypatch, cost, d=64, m=10, lmbda=0.1, n=1001, n_eval=333):
     monkeypatch.setenv("NNFLOW_KERNELS", path)
-    X, Xe = _sparse((n, 64), 0.2, seed=2), _sparse((n_eval, 64), 0.2, seed=3)
+    X, Xe = _sparse((n, d), 0.2, seed=2), _sparse((n_eval, d), 0.2, seed=3)
     gen = np.random.default_rng(4)
-    net = network2.Network([64, 12, 5], cost=cost, seed=7)
+    net = network2.Network([d, 12, 5], cost=cost, seed=7)
     net.large_weight_initializer()
-    result = net.SGD((X, gen.integers(0, 5, n)), 3, 10, 0.5, lmbda=0.1,
+    result = net.SGD((X, gen.integers(0, 5, n)), 3, m, 0.5, lmbda=lmbda,
                      evaluation_data=(Xe, gen.integers(0, 5, n_eval)),
                      monitor_evaluation_cost=True, monitor_evaluation_accuracy=True,
                      monitor_training_cost=True, monitor_training_accuracy=True, seed=3)
     return result, [w.copy() for w in net._Wb]
 
 
+@pytest.fixture
+def sparse_training(monkeypatch):
+    """Which runs' first layers summed non-zero inputs alone (fresh per-process checks)."""
+    monkeypatch.setattr(network2_kernel, "_sparse_verified", {})
+    taken = []
+    use_sparse = network2_kernel._Runner.use_sparse
+
+    def spy(self, rows):
+        taken.append(use_sparse(self, rows))
+        return taken[-1]
+
+    monkeypatch.setattr(network2_kernel._Runner, "use_sparse", spy)
+    return taken
+
+
 @pytest.mark.parametrize("cost", ["quadratic", "cross_entropy"])
-def test_network2_monitoring_is_the_same_with_the_sparse_product(cost, monkeypatch):
+@pytest.mark.parametrize("d, m, lmbda", [
+    (64, 10, 0.1),  # 65 rows of [W; b]: the bias row from the BLAS's edge kernel
+    (63, 4, 0.0),   # 64 rows, no weight decay, another mini-batch
+])
+def test_network2_training_and_monitoring_over_non_zero_inputs_give_numpys_bits(
+        cost, d, m, lmbda, monkeypatch, sparse_training):
     checked = sparse_input._checked
-    numpy_result, numpy_weights = _sgd("numpy", monkeypatch, cost)
-    assert not checked
-    result, weights = _sgd("numba", monkeypatch, cost)
+    numpy_result, numpy_weights = _sgd("numpy", monkeypatch, cost, d, m, lmbda)
+    assert not checked and not sparse_training
+    result, weights = _sgd("numba", monkeypatch, cost, d, m, lmbda)
+    assert sparse_training == [True]  # the training's first layer took them
     assert checked and all(checked.values())  # 1001 and 333 rows: odd counts, their edge row
+    assert result == numpy_result
+    for a, b in zip(weights, numpy_weights, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
+def test_an_odd_mini_batch_trains_with_the_dense_products(monkeypatch, sparse_training):
+    numpy_result, numpy_weights = _sgd("numpy", monkeypatch, "cross_entropy", m=5)
+    result, weights = _sgd("numba", monkeypatch, "cross_entropy", m=5)
+    assert sparse_training == [False]
+    assert result == numpy_result
+    for a, b in zip(weights, numpy_weights, strict=True):
+        np.testing.assert_array_equal(a, b, strict=True)
+
+
+def test_sparse_training_that_gives_other_bits_is_refused(monkeypatch, sparse_training, caplog):
+    pointers = network2_kernel._row_pointers
+
+    def one_block_off(index, pointer, blocks):
+        shifted = blocks.copy()
+        shifted[0, 1] -= 4  # the first block ends early: other sums
+        shifted[1, 0] -= 4
+        return pointers(index, pointer, shifted)
+
+    numpy_result, numpy_weights = _sgd("numpy", monkeypatch, "cross_entropy", d=600)
+    monkeypatch.setattr(network2_kernel, "_row_pointers", one_block_off)
+    with caplog.at_level(logging.WARNING, logger="nnflow.nn.network2_kernel"):
+        result, weights = _sgd("numba", monkeypatch, "cross_entropy", d=600)
+    assert sparse_training == [False]
+    assert "over non-zero inputs gave other bits" in caplog.text
     assert result == numpy_result
     for a, b in zip(weights, numpy_weights, strict=True):
         np.testing.assert_array_equal(a, b, strict=True)

@@ -37,11 +37,10 @@ import math
 
 import numpy as np
 
-from nnflow.nn import checks, kernels, network2_io, network2_kernel, sparse_input
+from nnflow.nn import checks, kernels, network2_io, network2_kernel
 from nnflow.nn import initializers as _init
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost, get_cost
 from nnflow.nn.layers import sigmoid as _stable_sigmoid
-from nnflow.runtime import kernel_choice
 
 __all__ = [
     "QuadraticCost",
@@ -509,10 +508,8 @@ class Network:
         compiled = network2_kernel.epoch_runner(self, X, T, m, eta, decay, epochs)
         watched = [("training", (X, None, T), monitor_training_cost, monitor_training_accuracy),
                    ("evaluation", ev, monitor_evaluation_cost, monitor_evaluation_accuracy)]
-        # the monitoring's products over non-zero inputs alone when numba runs anyway (or is asked for)
-        fast = compiled is not None or kernel_choice() == "numba"
-        sparse = [sparse_input.prepare(data[0], self._W[0]) if fast and (cost or accuracy) else None
-                  for _, data, cost, accuracy in watched]
+        sparse = network2_kernel.sparse_inputs(self, compiled, [(data, cost or accuracy)
+                                                                for _, data, cost, accuracy in watched])
         for j in range(epochs):
             perm = gen.permutation(n)
             with np.errstate(over="ignore", invalid="ignore"):

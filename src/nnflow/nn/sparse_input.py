@@ -5,7 +5,9 @@ training set as well), and the first layer's product is most of that work: 400 e
 1,000 digits spend four fifths of their time evaluating 10,000 test digits. MNIST's pixels
 are 81 % zeros, so a dense product spends four fifths of its multiply-adds on zeros. Here
 ``X`` is kept as its non-zeros (:class:`SparseRows`, once per data set) and the product sums
-those alone, at about half the time of NumPy's.
+those alone, at about half the time of NumPy's. network2's compiled epoch sums the training
+inputs' non-zeros the same way in its first layer's two products
+(:mod:`nnflow.nn.network2_kernel`).
 
 Bit for bit, because the sum is the one the BLAS computes. OpenBLAS's level-3 driver sums
 over ``K`` in blocks -- ``Q`` (its ``GEMM_Q``) at a time while at least ``2 Q`` remain, the
@@ -17,7 +19,9 @@ zero input changes no such sum while the weights are finite: ``fma(0, w, s)`` is
 blockings (:data:`CANDIDATES`) against NumPy's own product of the data's first rows, and
 every new shape of call is compared with NumPy's product once per process. A BLAS that sums
 otherwise (another library, another CPU's kernel, another thread count's rule) shows there,
-and NumPy's product runs, with a warning.
+and NumPy's product runs, with a warning. Two of the BLAS's exceptions are known and kept:
+an odd number of rows ends with a one-column edge kernel that sums otherwise (that row is
+taken from NumPy's product of the last three rows), and a single row is a gemv.
 
 Which path runs follows ``NNFLOW_KERNELS`` like the other kernels (:mod:`nnflow.nn.kernels`):
 ``numpy`` never builds it; ``numba`` and ``auto`` build it for inputs with at most
@@ -51,7 +55,6 @@ CANDIDATES = tuple((q, halves) for q in (256, 384, 512, 320, 192, 128, 224, 448,
 _PROBE_ROWS = 256  # rows of the data on which the candidates are compared
 
 _LOCK = threading.Lock()
-_kernels = None  # (build, product) once numba is loaded
 _blocking: dict[tuple, tuple | None] = {}  # (dtype, K, H, BLAS threads) -> candidate, None: none agrees
 _checked: dict[tuple, bool] = {}  # (dtype, K, H, BLAS threads, rows) -> agrees with NumPy
 
@@ -77,98 +80,13 @@ def k_blocks(k: int, candidate: tuple[int, str]) -> np.ndarray:
     return np.array(blocks, dtype=np.int64).reshape(-1, 2)
 
 
-def _fma_intrinsic():
-    from numba.core import types
-    from numba.extending import intrinsic
-
-    @intrinsic
-    def fma(typingctx, a, b, c):
-        if not (a == b == c and a in (types.float32, types.float64)):
-            return None
-
-        def codegen(context, builder, signature, args):
-            return builder.fma(*args)  # llvm.fma: one rounding, as the BLAS kernel's vfmadd
-
-        return a(a, b, c), codegen
-
-    return fma
-
-
-def _build_source(X, blocks):
-    """``(index, value, pointer)`` of the non-zeros of ``X`` (N, K): row ``i``'s non-zeros in
-    block ``b`` are ``pointer[i, b]:pointer[i, b + 1]``, in column order."""
-    n, k = X.shape
-    nblocks = blocks.shape[0]
-    nnz = 0
-    for i in range(n):
-        for c in range(k):
-            if X[i, c] != 0:
-                nnz += 1
-    index = np.empty(nnz, np.int32)
-    value = np.empty(nnz, X.dtype)
-    pointer = np.empty((n, nblocks + 1), np.int64)
-    p = 0
-    for i in range(n):
-        for b in range(nblocks):
-            pointer[i, b] = p
-            for c in range(blocks[b, 0], blocks[b, 1]):
-                x = X[i, c]
-                if x != 0:
-                    index[p] = c
-                    value[p] = x
-                    p += 1
-        pointer[i, nblocks] = p
-    return index, value, pointer
-
-
-def _product_source(index, value, pointer, start, stop, W, acc, out):
-    """``out = X[start:stop] @ W`` block by block as the BLAS sums it; ``acc``: (H,) scratch.
-    Four terms per pass over ``acc``: the same fused multiply-adds in the same order, a
-    quarter of the loads and stores."""
-    h = W.shape[1]
-    for i in range(start, stop):
-        row = out[i - start]
-        for j in range(h):
-            row[j] = 0
-        for b in range(pointer.shape[1] - 1):
-            for j in range(h):
-                acc[j] = 0
-            p, end = pointer[i, b], pointer[i, b + 1]
-            while p + 4 <= end:
-                x0, x1, x2, x3 = value[p], value[p + 1], value[p + 2], value[p + 3]
-                w0, w1, w2, w3 = W[index[p]], W[index[p + 1]], W[index[p + 2]], W[index[p + 3]]
-                for j in range(h):
-                    acc[j] = _fma(x3, w3[j], _fma(x2, w2[j], _fma(x1, w1[j], _fma(x0, w0[j], acc[j]))))
-                p += 4
-            while p < end:
-                x0, w0 = value[p], W[index[p]]
-                for j in range(h):
-                    acc[j] = _fma(x0, w0[j], acc[j])
-                p += 1
-            for j in range(h):
-                row[j] = row[j] + acc[j]
-
-
-_fma = None  # the fused multiply-add intrinsic, a global so numba's cache finds the kernel
-
-
 def _load():
-    """``(build, product)`` compiled, or None without numba."""
-    global _kernels, _fma
-    if _kernels is None:
-        try:
-            import numba
-        except ImportError:
-            return None
-        _fma = _fma_intrinsic()
-        try:
-            compiled = tuple(numba.njit(cache=True, nogil=True)(f) for f in (_build_source, _product_source))
-        except RuntimeError as err:  # no writable cache directory: compile in memory
-            if "cannot cache" not in str(err):
-                raise
-            compiled = tuple(numba.njit(nogil=True)(f) for f in (_build_source, _product_source))
-        _kernels = compiled
-    return _kernels
+    """``(build, product)`` compiled (:func:`nnflow.nn.network2_kernel.sparse_kernels`: numba
+    caches a kernel by its own file, so the epoch that calls them is compiled with them), or
+    None without numba."""
+    from nnflow.nn import network2_kernel
+
+    return network2_kernel.sparse_kernels()
 
 
 def _key(X: np.ndarray, W: np.ndarray) -> tuple:
@@ -247,11 +165,13 @@ class SparseRows:
         return out
 
 
-def max_nbytes(rows: int, k: int, itemsize: int = 8) -> int:
+def max_nbytes(rows: int, k: int, itemsize: int = 8, pointers: int = 1) -> int:
     """The most a :class:`SparseRows` of ``rows`` x ``k`` inputs that :func:`prepare` takes
-    holds: at most :data:`MAX_DENSITY` of them non-zero (value and int32 index), and a
-    pointer per row and block (no candidate cuts ``K`` into more than ``k // 128 + 2``)."""
-    return int(rows * (MAX_DENSITY * k * (itemsize + 4) + 8 * (k // min(q for q, _ in CANDIDATES) + 3)))
+    holds: at most :data:`MAX_DENSITY` of them non-zero (value and int32 index), and
+    ``pointers`` pointers per row and block (no candidate cuts ``K`` into more than ``k //
+    128 + 2`` blocks; network2's compiled epoch adds a second set for the training inputs)."""
+    per_row = MAX_DENSITY * k * (itemsize + 4) + pointers * 8 * (k // min(q for q, _ in CANDIDATES) + 3)
+    return int(rows * per_row)
 
 
 def prepare(X: np.ndarray, W: np.ndarray) -> SparseRows | None:

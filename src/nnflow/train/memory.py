@@ -18,8 +18,8 @@ and ``b = min(batch size, n)`` (the trainers never use a larger batch), a run ho
 - *evaluation data*: the mapped pages of the split it evaluates each epoch (network2:
   test; solver: validation, a sampled copy of the training rows, and the test split in
   the random search's final run), one-hot targets and outputs; a network2 run that starts
-  numba also keeps the non-zeros of its training and test inputs
-  (:func:`nnflow.nn.sparse_input.max_nbytes`);
+  numba also keeps the non-zeros of its training and test inputs, which its monitoring and
+  its first layer's products read (:func:`nnflow.nn.sparse_input.max_nbytes`);
 - *parameters* ``P`` values: network2 keeps a gradient buffer per layer; the solver
   keeps the gradients, the best parameters and the update rule's arrays
   (:func:`update_rule_arrays`: sgd 1, sgd_momentum and rmsprop 2, adam 3);
@@ -114,9 +114,10 @@ def network2_arrays(params: Mapping[str, Any], shapes: SplitShapes, evaluate_tes
     widths = sum(sizes[1:]) + len(sizes) - 2
     gathered = min(max(b, (NETWORK2_GATHER_ROWS // b) * b), n)
     chunk = min(NETWORK2_EVAL_CHUNK, max(n, shapes.n_test))
-    # a run that starts numba monitors through copies of the inputs' non-zeros
-    numba = starts_numba("network2", params, shapes)
-    sparse = sparse_input.max_nbytes(n + shapes.n_test, d, s) if numba else 0
+    # a run that starts numba trains and monitors through copies of the inputs' non-zeros
+    sparse = 0
+    if starts_numba("network2", params, shapes):
+        sparse = sparse_input.max_nbytes(n, d, s, pointers=2) + sparse_input.max_nbytes(shapes.n_test, d, s)
     return {
         "training data": n * (d + k) * s,  # the inputs' pages and the one-hot targets
         "evaluation data": shapes.n_test * (d + 2 * k) * s + sparse,
