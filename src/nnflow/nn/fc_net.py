@@ -211,8 +211,27 @@ class FullyConnectedNet:
         return loss, (a - t) / self.dtype.type(n)
 
     def _reg_loss(self):
-        return 0.5 * self.reg * sum(float(np.sum(self.params[f"W{i}"] ** 2))
-                                    for i in range(1, self.num_layers + 1))
+        """``0.5 reg sum_l ||W_l||^2``: each square in a reused array (:meth:`_scratch`), the
+        same numbers as ``np.sum(W ** 2)`` without allocating a weight matrix a step."""
+        return 0.5 * self.reg * sum(float(np.sum(np.square(self.params[name], out=self._scratch(name))))
+                                    for name in self._weight_names())
+
+    def _add_reg_gradient(self, grads):
+        """``grads[W] += reg * W`` for every weight matrix, the product in a reused array."""
+        for name in self._weight_names():
+            grads[name] += np.multiply(self.params[name], self.reg, out=self._scratch(name))
+
+    def _weight_names(self):
+        return [f"W{i}" for i in range(1, self.num_layers + 1)]
+
+    def _scratch(self, name):
+        """A work array shaped like ``params[name]`` (kept between steps; never saved)."""
+        scratch = self.__dict__.setdefault("_scratch_arrays", {})
+        w = self.params[name]
+        s = scratch.get(name)
+        if s is None or s.shape != w.shape or s.dtype != w.dtype:
+            s = scratch[name] = np.empty_like(w)
+        return s
 
     def loss(self, X, y=None, *, mode=None, return_layer_grads=False):
         """Scores, or loss and gradients.
@@ -290,8 +309,7 @@ class FullyConnectedNet:
             norms = np.array([np.linalg.norm(grads[f"b{i}"]) for i in range(1, L + 1)])
         if self.reg:
             loss = loss + self.dtype.type(self._reg_loss())
-            for i in range(1, L + 1):
-                grads[f"W{i}"] += self.reg * self.params[f"W{i}"]
+            self._add_reg_gradient(grads)
         if return_layer_grads:
             return loss, grads, norms
         return loss, grads

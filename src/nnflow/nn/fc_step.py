@@ -35,7 +35,7 @@ def supports(model):
     """Whether :class:`FCTrainingStep` reproduces ``model.loss`` for this model.
 
     A :class:`~nnflow.nn.fc_net.FullyConnectedNet` (whose ``loss``, ``_data_loss`` and
-    ``_reg_loss`` are not overridden by a subclass) without batch normalisation and dropout.
+    L2 methods are not overridden by a subclass) without batch normalisation and dropout.
     """
     from nnflow.nn.fc_net import FullyConnectedNet  # fc_net imports network2: kept lazy
 
@@ -43,6 +43,7 @@ def supports(model):
     return (isinstance(model, FullyConnectedNet) and cls.loss is FullyConnectedNet.loss
             and cls._data_loss is FullyConnectedNet._data_loss
             and cls._reg_loss is FullyConnectedNet._reg_loss
+            and cls._add_reg_gradient is FullyConnectedNet._add_reg_gradient
             and model.normalization is None and not model.use_dropout)
 
 
@@ -143,8 +144,7 @@ class FCTrainingStep:
                 dout = dh
         if model.reg:
             loss = loss + self.dtype.type(model._reg_loss())
-            for name in self.weight_names:
-                grads[name] += model.reg * params[name]
+            model._add_reg_gradient(grads)
         return loss, grads
 
     def _activate(self, h):

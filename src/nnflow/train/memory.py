@@ -147,8 +147,10 @@ def solver_arrays(params: Mapping[str, Any], shapes: SplitShapes, evaluate_test:
     eval_values = 2 * sum(hidden) + 3 * k  # per example of a test-mode forward pass (inputs read in place)
     n_params = _parameter_count([d, *hidden, k]) + (2 * sum(hidden) if batchnorm else 0)
     track = bool(setting(params, "track_layer_gradients"))
-    # parameters, gradients, best parameters, the update rule's arrays, the gradient probe's copy
-    copies = 3 + update_rule_arrays(setting(params, "update_rule")) + (1 if track else 0)
+    # parameters, gradients, best parameters, the update rule's arrays, the gradient probe's
+    # copy, the L2 terms' work arrays
+    copies = (3 + update_rule_arrays(setting(params, "update_rule")) + (1 if track else 0)
+              + (1 if setting(params, "reg") else 0))
     eval_rows = max(b, PREDICT_ROWS if evaluate_test else 0)
     probe_rows = min(LAYER_NORM_BATCH, n) if track else 0
     iterations = int(params["num_epochs"]) * (math.ceil(n / b) + 1)
