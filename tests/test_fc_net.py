@@ -77,6 +77,24 @@ def test_reg_term_is_half_reg_sum_of_squared_weights():
     assert model.loss(X, y)[0] == pytest.approx(expected, rel=1e-13)
 
 
+@pytest.mark.parametrize("normalization", [None, "batchnorm"])
+def test_l2_terms_are_the_textbook_expressions_bit_for_bit(normalization):
+    """loss + dtype(0.5 reg sum np.sum(W ** 2)) and dW + reg * W, though computed in reused
+    work arrays: twice, so that the second step reuses them."""
+    X, y = _xy(9)
+    kwargs = dict(input_dim=D, num_classes=C, weight_scale=0.3, normalization=normalization, seed=1)
+    plain = FullyConnectedNet([H1, H2], **kwargs)
+    model = FullyConnectedNet([H1, H2], reg=0.37, **kwargs)  # float32, like the CIFAR runs
+    for _ in range(2):
+        loss, grads = model.loss(X, y)
+        plain_loss, plain_grads = plain.loss(X, y)
+        weights = [model.params[f"W{i}"] for i in (1, 2, 3)]
+        assert loss == plain_loss + np.float32(0.5 * 0.37 * sum(float(np.sum(w ** 2)) for w in weights))
+        for name, g in grads.items():
+            expected = plain_grads[name] + 0.37 * model.params[name] if name[0] == "W" else plain_grads[name]
+            np.testing.assert_array_equal(g, expected, strict=True)
+
+
 def test_float32_is_kept_for_scores_loss_and_gradients():
     X, y = _xy(8)
     model = FullyConnectedNet([H1, H2], input_dim=D, num_classes=C, normalization="batchnorm",
