@@ -251,3 +251,22 @@ def test_a_damaged_cached_archive_is_reported_as_a_checksum_mismatch(tmp_path, d
         prepare_dataset("cifar10", downloads["cifar10"], tmp_path / "c", num_training=100,
                         num_validation=10, num_test=10)
     assert "truncated" in str(err.value.__cause__)
+
+
+@pytest.mark.parametrize("rows", [1, 5, 12])
+def test_row_wise_splits_are_written_as_np_save_writes_the_whole(tmp_path, monkeypatch, rows):
+    """The prepared splits are converted and written a block of rows at a time (the 602 MB
+    CIFAR-10 training split never in memory whole): the same bytes as np.save of the whole
+    array, also when the rows do not fill the last block."""
+    from nnflow.data import prepare
+    from nnflow.files import save_npy
+
+    monkeypatch.setattr(prepare, "WRITE_ROWS", 4)
+    raw = np.random.default_rng(0).integers(0, 256, (rows, 2, 3), dtype=np.uint8)
+    mean = np.linspace(0, 200, 6, dtype=np.float32)
+    split = prepare.RowWise(raw, lambda r: r.reshape(r.shape[0], -1).astype(np.float32) - mean)
+    assert split.shape == (rows, 6) and split.dtype == np.float32
+    save_npy(tmp_path / "rows.npy", split)
+    np.save(tmp_path / "whole.npy", raw.reshape(rows, -1).astype(np.float32) - mean, allow_pickle=False)
+    assert (tmp_path / "rows.npy").read_bytes() == (tmp_path / "whole.npy").read_bytes()
+    np.testing.assert_array_equal(np.asarray(split), np.load(tmp_path / "rows.npy"), strict=True)

@@ -97,8 +97,18 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``np.save`` of ``array``; an object with ``shape``, ``dtype`` and ``blocks()`` (row blocks,
+    e.g. :class:`nnflow.data.prepare.RowWise`) is written block by block, the same bytes."""
     with atomic_write(path) as tmp:
-        np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
+        if not hasattr(array, "blocks"):
+            np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
+            return
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(array.dtype)), "fortran_order": False,
+                  "shape": tuple(array.shape)}
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(fh, header)
+            for block in array.blocks():
+                fh.write(memoryview(block).cast("B"))
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = True) -> np.ndarray:
