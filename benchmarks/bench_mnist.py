@@ -16,7 +16,10 @@ Contenders, interleaved in one run (see common.py), float64 and float32:
   slices).
 
 Data: SYNTHETIC uniform [0, 1) pixels and random labels of MNIST's shape (50,000 x 784); the
-time of an epoch does not depend on the values.
+time of an epoch does not depend on the values, but for one thing: nnflow's first layer sums
+the non-zero inputs alone when at most a third are non-zero and the BLAS runs one thread
+(``nnflow.nn.sparse_input``; MNIST's own digits, 19 % non-zero, in a workflow job), never
+here.
 
     .venv/bin/python benchmarks/bench_mnist.py [--quick]
 """
