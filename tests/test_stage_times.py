@@ -198,3 +198,27 @@ def test_a_resumed_job_counts_the_cpu_time_of_its_last_start_only(tmp_path):
                    "system 0.50, children 0.00)\n")
     assert log_cpu_seconds(log) == 7.5
     assert log_cpu_seconds(tmp_path / "missing.log") is None
+
+
+def test_a_script_jobs_process_ends_after_its_last_log_line(tmp_path):
+    """In a ``script:`` job (Snakemake's own object) the process exits right after the job's
+    last log line, skipping the interpreter's teardown; the log and outputs are complete."""
+    script = textwrap.dedent(f"""
+        from snakemake.iocontainers import Snakemake
+        from nnflow.files import write_text
+        from nnflow.workflow.jobs import job
+        smk = object.__new__(Snakemake)  # what the script preamble builds, with just these fields
+        smk.log, smk.input, smk.output = [{str(tmp_path / "job.log")!r}], [], [{str(tmp_path / "out.txt")!r}]
+        smk.threads, smk.rule = 1, "t"
+        with job(smk):
+            print("working")
+            write_text(smk.output[0], "done")
+        print("after the block")
+        raise SystemExit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "after the block" not in proc.stdout
+    assert (tmp_path / "out.txt").read_text() == "done"
+    lines = (tmp_path / "job.log").read_text().splitlines()
+    assert "working" in lines and "wrote" in lines[-1] and "out.txt" in lines[-1]

@@ -6,7 +6,8 @@ stderr to the rule's log, sets up logging, limits BLAS threads to the job's
 stderr the job was started with, labelled with the rule and its wildcards); then
 they call one nnflow function. Every job's log says what the job read (first
 line) and what it wrote (last line), so no log is empty, whatever the function
-logs itself.
+logs itself. A ``script:`` job's process ends right after that last line
+(:func:`_end_process`).
 """
 
 from __future__ import annotations
@@ -105,3 +106,24 @@ def job(smk: Any) -> Iterator[Any]:
         sys.stdout, sys.stderr = old_out, old_err
         if stream is not None:
             stream.close()
+    if _is_script_job(smk):
+        _end_process()
+
+
+def _is_script_job(smk: Any) -> bool:
+    """Whether ``smk`` is Snakemake's own object: the block ran in a ``script:`` job's process."""
+    containers = sys.modules.get("snakemake.iocontainers")
+    return containers is not None and isinstance(smk, getattr(containers, "Snakemake", ()))
+
+
+def _end_process() -> None:
+    """End a script job's process as soon as its work is done: its outputs are written and
+    closed (atomically), its log closed, and nothing runs after the script's ``with job(...)``
+    block; the interpreter's teardown only frees memory, and cost 0.35 s of CPU time in a job
+    that had loaded numba (LLVM's shutdown), 0.1 s in the others: ~16 CPU-seconds of the
+    reproduction's 80 jobs. Buffers are flushed first, as a normal exit would."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
