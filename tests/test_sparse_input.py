@@ -57,6 +57,13 @@ def test_the_product_has_numpys_bits(k, h):
     assert sparse_input._checked and all(sparse_input._checked.values())  # the kernel computed them
 
 
+def test_a_small_odd_data_set_is_calibrated_on_an_even_number_of_rows():
+    X, W = _sparse((101, 300), 0.2), _weights(300, 7)
+    rows = sparse_input.prepare(X, W)
+    assert rows is not None
+    np.testing.assert_array_equal(rows.matmul(W), X @ W, strict=True)
+
+
 def test_a_shape_that_gives_other_bits_falls_back_to_numpy(monkeypatch, caplog):
     X, W = _sparse((64, 784), 0.2), _weights(784, 30)
     rows = sparse_input.prepare(X, W)

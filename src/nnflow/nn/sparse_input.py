@@ -100,7 +100,8 @@ def blocking(X: np.ndarray, W: np.ndarray) -> tuple[int, str] | None:
     key = _key(X, W)
     if key not in _blocking:
         build, product = _load()
-        rows = np.ascontiguousarray(X[:_PROBE_ROWS])
+        # an even count: the last of an odd one is the BLAS's edge kernel's (see matmul)
+        rows = np.ascontiguousarray(X[:max(2, min(X.shape[0], _PROBE_ROWS) // 2 * 2)])
         expected = rows @ W
         found = None
         for candidate in CANDIDATES:
@@ -176,7 +177,7 @@ def max_nbytes(rows: int, k: int, itemsize: int = 8, pointers: int = 1) -> int:
 
 def prepare(X: np.ndarray, W: np.ndarray) -> SparseRows | None:
     """``X`` as :class:`SparseRows` for products with weights shaped like ``W``, or None when
-    NumPy's product is to run: ``NNFLOW_KERNELS=numpy``, not float32/float64, more than
+    NumPy's product is to run: ``NNFLOW_KERNELS=numpy``, not float64, more than
     :data:`MAX_DENSITY` non-zeros, fewer than 2 rows or columns, weights not finite, a BLAS
     running more than one thread (its threaded driver blocks ``K`` by the call's size; NumPy's
     product is parallel then anyway), numba missing (an error under ``NNFLOW_KERNELS=numba``),
@@ -202,4 +203,7 @@ def prepare(X: np.ndarray, W: np.ndarray) -> SparseRows | None:
         candidate = blocking(X, W)
         if candidate is None:
             return None
-        return SparseRows(X, candidate)
+        rows = SparseRows(X, candidate)
+    log.info("products of %d x %d inputs (%.0f %% non-zero) over their non-zeros, K-blocks %s",
+             *X.shape, 100 * rows.density, candidate)
+    return rows
