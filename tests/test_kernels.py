@@ -139,8 +139,15 @@ def test_the_kernels_follow_the_jobs_thread_budget(monkeypatch):
     assert kernels.active_path()["threads"] == 1
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     size = kernels.SINGLE_THREAD_BELOW * 2  # large enough for every thread the budget allows
+    ran = []
+    threaded, serial = kernels._load()["sgd"]
+    monkeypatch.setitem(kernels._compiled, "sgd", (lambda *a: ran.append("threaded") or threaded(*a),
+                                                  lambda *a: ran.append("serial") or serial(*a)))
     assert kernels.fused_sgd(np.ones(size), np.ones(size), 0.1)
-    assert numba.get_num_threads() == 1
+    assert ran == ["serial"]  # a budget of one thread: the serial kernel, no pool launched
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert kernels.fused_sgd(np.ones(size), np.ones(size), 0.1)
+    assert ran == ["serial", "threaded"] and numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
 
 
 def test_a_bad_kernel_choice_names_the_variable(monkeypatch):

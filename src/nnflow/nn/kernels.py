@@ -54,10 +54,11 @@ __all__ = ["active_path", "calls", "calls_since", "fused_sgd", "fused_sgd_moment
 # cost (checks, numba's dispatch, thread setting: ~5 us) outweighs the passes it saves; the
 # crossovers measured on 2 cores (float32 and float64). The result is the same either way.
 NUMPY_BELOW = {"sgd": 32_768, "sgd_momentum": 16_384, "rmsprop": 4_096, "adam": 1_024}
-# Below this size the kernel runs on one thread: waking the others costs a few
-# microseconds, more than they save (measured: one Adam step of 32 768 float32 takes
-# ~7 us on one thread and on two; 262 144: 55 us on one, 29 us on two).
-SINGLE_THREAD_BELOW = 32_768
+# Below this size the serial kernel runs: the thread pool's launch costs 70-100 us a call
+# on this project's 2-core VM, and an update is bound by memory, which one core nearly
+# saturates (one Adam step of float32, serial / 2 threads: 4,096: 1.0 / 86 us; 1.5 M:
+# 0.45 / 0.56 ms; 4.2 M: 1.6 / 1.4-1.6 ms; 8.4 M: 3.6 / 3.1-3.3 ms).
+SINGLE_THREAD_BELOW = 8_388_608
 # Under auto: the element-passes of NumPy update work (size x NUMPY_PASSES) after which
 # numba is started; NumPy does one pass in ~0.15 ns per element (Adam on 1.79 M float32
 # parameters: 2.8 ms), so this is ~0.6 s, what starting numba costs.
@@ -143,15 +144,24 @@ def _load():
                                 "NNFLOW_KERNELS=numpy to use the NumPy update rules") from err
     compiled = {}
     for name, source in _KERNEL_SOURCES.items():
-        kernel = source(numba.prange)
-        try:
-            compiled[name] = numba.njit(parallel=True, cache=True, nogil=True)(kernel)
-        except RuntimeError as err:  # no writable cache directory: compile in memory
-            if "cannot cache" not in str(err):
-                raise
-            compiled[name] = numba.njit(parallel=True, nogil=True)(kernel)
+        # (threaded, serial): the serial one for one thread, without the launch of the
+        # thread pool's work (measured: 70-100 us per call even on one thread of the pool)
+        compiled[name] = tuple(_jit(numba, source(loop), parallel)
+                               for loop, parallel in ((numba.prange, True), (range, False)))
     _numba, _compiled = numba, compiled
     return compiled
+
+
+def _jit(numba, kernel, parallel):
+    # error_model="numpy": a float division by zero gives inf or nan, as in NumPy, instead
+    # of a check that raises; the check kept LLVM from vectorising the serial loops (5x)
+    options = {"parallel": parallel, "nogil": True, "error_model": "numpy"}
+    try:
+        return numba.njit(cache=True, **options)(kernel)
+    except RuntimeError as err:  # no writable cache directory: compile in memory
+        if "cannot cache" not in str(err):
+            raise
+        return numba.njit(**options)(kernel)
 
 
 # NumPy >= 2 (NEP 50): a Python scalar takes the array's dtype, a NumPy scalar keeps its
@@ -252,10 +262,14 @@ def _try_kernel(name, arrays, scalars):
         if kernels is None:
             return False
     flat = [arr.reshape(-1) for arr in arrays]
+    threaded, serial = kernels[name]
     threads = 1 if w.size < SINGLE_THREAD_BELOW else numba_threads()
+    if threads == 1:
+        serial(*flat, *operands)
+        return True
     with _LAUNCH:  # workqueue aborts the process on launches from two Python threads at once
         _numba.set_num_threads(threads)
-        kernels[name](*flat, *operands)
+        threaded(*flat, *operands)
     return True
 
 
