@@ -15,7 +15,7 @@ row-major matrix (``Trans``, its column stride) when its columns are.
 Only a BLAS with 64-bit integers (NumPy >= 2's ``scipy-openblas64`` wheels, NumPy 1.x's
 ``openblas64_``) is taken: its integer width is known from the symbol's name. Anything else
 (MKL, Accelerate, a 32-bit-integer OpenBLAS) gives a reason instead, and callers keep
-NumPy's own products.
+NumPy's own products. :func:`numba_gemm` makes them callable from numba kernels.
 """
 
 from __future__ import annotations
@@ -66,6 +66,36 @@ def gemm_symbols() -> tuple[dict[str, int] | None, str]:
         return addresses, pattern.format("?")
     blas = _numpy_blas_name()
     return None, f"NumPy's BLAS ({blas}) has no 64-bit-integer cblas_?gemm"
+
+
+_EXTERNAL_NAMES = {"float64": "nnflow_cblas_dgemm", "float32": "nnflow_cblas_sgemm"}
+
+
+def numba_gemm():
+    """``({"float64": dgemm, "float32": sgemm}, name)``: NumPy's ``cblas_?gemm`` as numba
+    external functions, callable from a compiled kernel with the arguments of ``cblas_?gemm``
+    (order, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc; the arrays as
+    ``arr.ctypes``), or ``(None, reason)`` when numba or the symbols are missing.
+
+    The symbols are made known to LLVM under names of this project's, so a kernel numba
+    loads from its cache in another process finds them too (once this has run there).
+    """
+    addresses, found = gemm_symbols()
+    if addresses is None:
+        return None, found
+    try:
+        import llvmlite.binding as llvm
+        from numba import types
+    except ImportError:
+        return None, "numba not installed"
+    externals = {}
+    for dtype, symbol in _EXTERNAL_NAMES.items():
+        llvm.add_symbol(symbol, addresses[dtype])
+        scalar = types.float64 if dtype == "float64" else types.float32
+        externals[dtype] = types.ExternalFunction(symbol, types.void(
+            types.intc, types.intc, types.intc, types.int64, types.int64, types.int64, scalar,
+            types.voidptr, types.int64, types.voidptr, types.int64, scalar, types.voidptr, types.int64))
+    return externals, found
 
 
 _THREADS_SYMBOLS = ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_")

@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 # gain ~4 s.
 START_AFTER = 4_000_000_000
 
-_SYMBOLS = {"float64": "nnflow_cblas_dgemm", "float32": "nnflow_cblas_sgemm"}
 _LOCK = threading.Lock()
 _compiled = None  # the numba dispatcher, once loaded
 _verified: dict[tuple[str, bool, int], bool] = {}  # (dtype, quadratic, layers) -> agreed
@@ -322,23 +321,12 @@ def _load():
     global _compiled
     if _compiled is not None:
         return _compiled, None
-    addresses, found = blas.gemm_symbols()
-    if addresses is None:
-        return None, found
-    try:
-        import llvmlite.binding as llvm
-        import numba
-        from numba import types
-    except ImportError:
-        return None, "numba not installed"
+    externals, reason = blas.numba_gemm()
+    if externals is None:
+        return None, reason
+    import numba
+
     global _dgemm, _sgemm, _gemm
-    externals = {}
-    for dtype, symbol in _SYMBOLS.items():
-        llvm.add_symbol(symbol, addresses[dtype])
-        scalar = types.float64 if dtype == "float64" else types.float32
-        externals[dtype] = types.ExternalFunction(symbol, types.void(
-            types.intc, types.intc, types.intc, types.int64, types.int64, types.int64, scalar,
-            types.voidptr, types.int64, types.voidptr, types.int64, scalar, types.voidptr, types.int64))
     _dgemm, _sgemm = externals["float64"], externals["float32"]
     _gemm = numba.njit(inline="always")(_gemm_source)
     sparse_kernels()
