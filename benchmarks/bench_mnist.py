@@ -6,7 +6,9 @@ Contenders, interleaved in one run (see common.py), float64 and float32:
   epoch compiled by numba when installed (``nnflow.nn.network2_kernel``, the same bits);
   ``nnflow network2, NumPy step``: the same with ``NNFLOW_KERNELS=numpy``;
 - ``nnflow modular``: ``FullyConnectedNet(activation="sigmoid", cost="cross_entropy_sigmoid",
-  init="network2")`` + ``Solver(update_rule="sgd", sampling="epoch_shuffle")``; the Solver's
+  init="network2")`` + ``Solver(update_rule="sgd", sampling="epoch_shuffle")``, its steps
+  compiled by numba when installed (``nnflow.nn.fc_kernel``, the same bits); ``nnflow
+  modular, NumPy step``: the same with ``NNFLOW_KERNELS=numpy``; the Solver's
   per-epoch evaluation is on 100 training / 100 validation examples only (included in the time);
 - ``per-example loop``: Nielsen's original network2 style, written here: column vectors, one
   backprop per example, gradients summed in Python lists;
@@ -161,7 +163,9 @@ def network2_contender(X, y, seed=0, path=C.FUSED):
     return C.with_kernels(path, lambda: net.SGD((X, y), 1, BATCH, ETA))
 
 
-def modular_contender(X, y, seed=0):
+def modular_contender(X, y, seed=0, path=C.FUSED):
+    """A setup giving one epoch of the Solver on ``path`` (its steps compiled by numba from
+    the first epoch, where ``auto`` takes them for enough planned work)."""
     Xv, yv = X[:100], y[:100]
 
     def setup():
@@ -172,7 +176,7 @@ def modular_contender(X, y, seed=0):
                         update_rule="sgd", optim_config={"learning_rate": ETA},
                         batch_size=BATCH, num_epochs=1, sampling="epoch_shuffle",
                         num_train_samples=100, verbose=False, seed=seed)
-        return solver.train
+        return C.with_kernels(path, solver.train)
 
     return setup
 
@@ -203,6 +207,9 @@ def run(quick=False, repeats=None, dtypes=("float64", "float32"), log=print):
             contenders["nnflow network2, NumPy step"] = network2_contender(X, y, path="numpy")
         setups["nnflow modular"] = modular_contender(X, y)
         contenders["nnflow modular"] = None
+        if C.FUSED == "numba":
+            setups["nnflow modular, NumPy step"] = modular_contender(X, y, path="numpy")
+            contenders["nnflow modular, NumPy step"] = None
         if C.have_torch():
             contenders["PyTorch CPU 2 threads"] = torch_contender(Xs, ys, 2)
             contenders["PyTorch CPU 1 thread"] = torch_contender(Xs, ys, 1)

@@ -84,11 +84,9 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
     """
     times: dict[str, list[float]] = {name: [] for name in contenders}
     with noise.Watch() as watch:
-        if warmup:
+        if warmup:  # a first run loads what a process loads once (numba's kernels, caches)
             for name, fn in contenders.items():
-                if setup and name in setup:
-                    continue  # a setup-based contender warms up in its own first repetition
-                fn()
+                (setup[name]() if setup and name in setup else fn)()
         for _ in range(repeats):
             for name, fn in contenders.items():
                 run = setup[name]() if setup and name in setup else fn

@@ -208,16 +208,44 @@ class FCTrainingStep:
         ``np.nan_to_num`` of the terms and of their sum changes nothing when the sum is
         finite (a nan or infinite term makes the sum nan or infinite): skipped then.
         """
-        terms, tmp, log_1ma = buf.terms, buf.tmp[-1], buf.dh[-1]
-        np.negative(t, out=terms)
-        np.log(a, out=tmp)
-        terms *= tmp
-        np.subtract(1, t, out=tmp)
-        np.subtract(1, a, out=log_1ma)
-        np.log(log_1ma, out=log_1ma)
-        tmp *= log_1ma
-        terms -= tmp
+        terms = _cross_entropy_terms(a, t, buf.terms, buf.tmp[-1], buf.dh[-1])
         total = np.add.reduce(terms, axis=None)  # = np.sum(terms)
         if math.isfinite(total):
             return total
         return CrossEntropyCost.fn(a, t)
+
+    def losses(self, outputs, batches):
+        """The losses :meth:`loss_and_grads` returns for the mini-batches ``batches`` ((s, m)
+        row indices) whose sigmoid outputs are ``outputs`` (s, m, K), as an (s,) array: the
+        same operations in one batched pass, the same bits (each element's operations are
+        NumPy's either way, and a step's sum over its m*K terms is NumPy's pairwise sum of
+        one contiguous row either way). For the sigmoid costs of a net without L2 term (the
+        compiled steps' nets, :mod:`nnflow.nn.fc_kernel`)."""
+        if not self.one_hot or self.model.reg:
+            raise ValueError("FCTrainingStep.losses: for the sigmoid costs without L2 term only")
+        a = outputs
+        t = self.T[batches]
+        s, m = batches.shape
+        if self.model.cost == "quadratic_sigmoid":  # QuadraticCost.fn(a, t) / m
+            d = a - t
+            d *= d
+            return 0.5 * np.add.reduce(d.reshape(s, -1), axis=1) / m
+        terms = _cross_entropy_terms(a, t, np.empty_like(a), np.empty_like(a), np.empty_like(a))
+        totals = np.add.reduce(terms.reshape(s, -1), axis=1)
+        for step in np.flatnonzero(~np.isfinite(totals)):
+            totals[step] = CrossEntropyCost.fn(a[step], t[step])
+        return totals / m
+
+
+def _cross_entropy_terms(a, t, terms, tmp, log_1ma):
+    """``terms = -t ln a - (1 - t) ln(1 - a)``, op for op as :meth:`CrossEntropyCost.fn`
+    computes it, in the work arrays ``terms``, ``tmp``, ``log_1ma`` (shaped like ``a``)."""
+    np.negative(t, out=terms)
+    np.log(a, out=tmp)
+    terms *= tmp
+    np.subtract(1, t, out=tmp)
+    np.subtract(1, a, out=log_1ma)
+    np.log(log_1ma, out=log_1ma)
+    tmp *= log_1ma
+    terms -= tmp
+    return terms

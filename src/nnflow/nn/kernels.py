@@ -196,10 +196,10 @@ def _operand(x, dtype):
 _SCALARS = (np.float32, np.float64)
 
 
-# Update-rule calls and network2 epochs (nnflow.nn.network2_kernel) of this process by the
-# path that computed them: what ran, as opposed to what active_path() would choose (under
-# auto a run may start on NumPy, or stay on it with too little work; small arrays always
-# take NumPy).
+# Update-rule calls, network2 epochs (nnflow.nn.network2_kernel) and the Solver's compiled
+# epochs (nnflow.nn.fc_kernel) of this process by the path that computed them: what ran, as
+# opposed to what active_path() would choose (under auto a run may start on NumPy, or stay
+# on it with too little work; small arrays always take NumPy).
 _CALLS = {"numba": 0, "numpy": 0}
 
 
@@ -211,7 +211,8 @@ def calls() -> dict[str, int]:
 
 def count_call(path: str) -> None:
     """Count one call computed by ``path`` ("numba" or "numpy") made outside this module
-    (network2's epochs, :mod:`nnflow.nn.network2_kernel`)."""
+    (network2's epochs, :mod:`nnflow.nn.network2_kernel`; the Solver's compiled epochs,
+    :mod:`nnflow.nn.fc_kernel`)."""
     _CALLS[path] += 1
 
 

@@ -38,6 +38,8 @@ takes :class:`~nnflow.nn.fc_step.FCTrainingStep` (``model.loss``'s numbers in re
 buffers) and :class:`~nnflow.nn.flat_update.FlatUpdate` (one rule call for all
 parameters), bit-identical to the per-parameter loop; ``model.params[name]`` and the
 state arrays of ``optim_configs[name]`` are then views of flat arrays, updated in place.
+Such a net with sigmoid or ReLU layers, network2's costs and no L2 term, trained by
+``sgd``, runs its steps compiled by numba (:mod:`nnflow.nn.fc_kernel`), bit-identical too.
 
 Resume: ``Solver(same model class, same data, same settings).resume(path)``
 then ``train()`` continues; the histories and final weights are bit-identical
@@ -54,7 +56,7 @@ import time
 
 import numpy as np
 
-from nnflow.nn import checks, fc_step, optim
+from nnflow.nn import checks, fc_kernel, fc_step, kernels, optim
 from nnflow.nn import initializers as _init
 from nnflow.nn.flat_update import ELEMENTWISE_RULES, FlatUpdate
 from nnflow.nn.model_io import load_model, save_model
@@ -154,7 +156,7 @@ class Solver:
         self.checkpoint_every = checkpoint_every
         self.stop_on_divergence = stop_on_divergence
         self.restore_best = bool(restore_best)
-        self._fast_step = self._flat_update = None
+        self._fast_step = self._flat_update = self._runner = None
         self._reset()
 
     def _checked_data(self, data, part, dtype):
@@ -287,6 +289,56 @@ class Solver:
         update(grads)
         return True
 
+    def _stops(self, ok):
+        """After a step: print its loss every ``print_every`` iterations; whether training stops
+        (a non-finite loss under ``stop_on_divergence``)."""
+        if self.verbose and self.print_every and self.iteration % self.print_every == 0:
+            print(f"(Iteration {self.iteration}) loss: {self.loss_history[-1]:.6g}",
+                  file=sys.stderr, flush=True)
+        return not ok and self.stop_on_divergence
+
+    def _compiled_steps(self, fused):
+        """The compiled steps (:mod:`nnflow.nn.fc_kernel`) for this epoch, or None: they take
+        the fast step's plain nets trained by ``sgd`` through the fused update."""
+        fast = self._fast_step
+        if not fused or fast is None or fast.model is not self.model:
+            return None
+        decided_for, runner = self._runner or (None, None)
+        if decided_for is not fast or (runner is not None and not runner.bound_to(fast)):
+            runner = fc_kernel.epoch_runner(fast, self.update_rule, self.batch_size,
+                                            self.num_epochs - self.epoch)
+            self._runner = (fast, runner)
+        return runner
+
+    def _compiled_epoch(self, runner, loss_and_grads, update):
+        """One epoch with the compiled steps: the mini-batches drawn as :meth:`_batches` draws
+        them; the first (whose update call completes the rule's config) and a smaller last one
+        by NumPy's step, as is a step with a non-finite loss (which the kernel stops before).
+        The losses of the compiled steps come from one batched pass afterwards (the step's
+        :meth:`~nnflow.nn.fc_step.FCTrainingStep.losses`). Returns whether training diverged."""
+        batches = list(self._batches())
+        full = len(batches) - (batches[-1].shape[0] != self.batch_size if batches else 0)
+        index = np.array(batches[:full], dtype=np.int64).reshape(full, self.batch_size)
+        position = stop = 0
+        while position < full:
+            if position == stop:  # the first step, or one whose loss is not finite
+                if self._stops(self._step(index[position], loss_and_grads, update)):
+                    return True
+                position += 1
+                continue
+            lr = self._flat_update.config["learning_rate"]
+            stop = runner(index, position, full, lr, self.model.cost == "quadratic_sigmoid")
+            for loss in runner.step.losses(runner.outputs[position:stop], index[position:stop]):
+                self.loss_history.append(float(loss))
+                self.iteration += 1
+                self._stops(True)
+            position = stop
+        if full > 1:
+            kernels.count_call("numba")
+        if full < len(batches):
+            return self._stops(self._step(batches[-1], loss_and_grads, update))
+        return False
+
     def _batches(self):
         n = self.X_train.shape[0]
         if self.sampling == "with_replacement":
@@ -375,15 +427,14 @@ class Solver:
             # A diverging run overflows: that is detected below, not reported as warnings.
             with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                 try:
-                    for idx in self._batches():
-                        ok = self._step(idx, loss_and_grads, update)
-                        if self.verbose and self.print_every and \
-                                self.iteration % self.print_every == 0:
-                            print(f"(Iteration {self.iteration}) loss: "
-                                  f"{self.loss_history[-1]:.6g}", file=sys.stderr, flush=True)
-                        if not ok and self.stop_on_divergence:
-                            diverged = True
-                            break
+                    runner = self._compiled_steps(fused)
+                    if runner is not None:
+                        diverged = self._compiled_epoch(runner, loss_and_grads, update)
+                    else:
+                        for idx in self._batches():
+                            if self._stops(self._step(idx, loss_and_grads, update)):
+                                diverged = True
+                                break
                 finally:
                     if fused:
                         flat.end(self.optim_configs)
