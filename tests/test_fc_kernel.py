@@ -171,6 +171,13 @@ def test_what_the_kernel_does_not_take_runs_numpys_step(kw, monkeypatch, always)
     assert fc_kernel.unavailable(solver.model, solver.update_rule, solver.batch_size) is not None
 
 
+def test_run_json_counts_the_runs_own_work(monkeypatch):
+    """update_calls: one per compiled epoch, one per update of NumPy's steps (each epoch's
+    first mini-batch and its smaller last one); the check against NumPy's step is not counted."""
+    monkeypatch.setattr(fc_kernel, "_verified", {})  # the check runs in this training
+    assert _train("numba", monkeypatch)[1] == {"numba": 3, "numpy": 6}
+
+
 def test_auto_takes_the_kernel_when_the_planned_work_repays_it(monkeypatch):
     """Planned work = epochs x examples x weights (here 3 x 103 x 170)."""
     monkeypatch.setattr(fc_kernel, "_compiled", None)  # as in a fresh process

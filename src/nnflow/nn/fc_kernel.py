@@ -45,8 +45,7 @@ import threading
 
 import numpy as np
 
-from nnflow.nn import blas, network2_kernel
-from nnflow.runtime import KernelChoiceError, kernel_choice
+from nnflow.nn import blas, kernels, network2_kernel
 
 __all__ = ["epoch_runner", "unavailable", "unsupported"]
 
@@ -155,17 +154,6 @@ def _steps_source(X, T, batches, first, last, Ws, bs, gWs, gbs, x, hs, dhs, outs
     return last
 
 
-def _jit(source):
-    import numba
-
-    try:
-        return numba.njit(cache=True, nogil=True)(source)
-    except RuntimeError as err:  # no writable cache directory: compile in memory
-        if "cannot cache" not in str(err):
-            raise
-        return numba.njit(nogil=True)(source)
-
-
 def _load():
     """The compiled steps (numba imported, NumPy's gemm made known to it), or the reason they
     cannot run."""
@@ -179,7 +167,7 @@ def _load():
 
     _dgemm, _sgemm = externals["float64"], externals["float32"]
     _matmul = numba.njit(inline="always")(_matmul_source)
-    _compiled = _jit(_steps_source)
+    _compiled = kernels.compile_kernel(_steps_source)
     return _compiled, None
 
 
@@ -201,20 +189,13 @@ def unavailable(model, rule, batch_size: int) -> str | None:
     """Why the compiled steps cannot train ``model`` with ``rule`` on mini-batches of
     ``batch_size`` (None: they can)."""
     from nnflow.nn import fc_step, optim
-    from nnflow.nn.network2 import _expit
 
     if not fc_step.supports(model):
         return "not a plain FullyConnectedNet (batchnorm, dropout or an overridden loss)"
     if rule is not optim.sgd:
         return f"update rule {getattr(rule, '__name__', rule)} (the compiled steps do optim.sgd)"
     reason = unsupported(activation=model.activation, cost=model.cost, reg=model.reg, update_rule="sgd")
-    if reason is not None:
-        return reason
-    if batch_size < 2 or min(model.dims) < 2:
-        return "a mini-batch or a layer of 1 (NumPy's matmul takes other routines)"
-    if _expit() is None:
-        return "SciPy not installed (the NumPy step's sigmoid is then NumPy's exp)"
-    return None
+    return reason if reason is not None else network2_kernel.shape_unavailable(batch_size, model.dims)
 
 
 class _Runner:
@@ -273,24 +254,14 @@ def epoch_runner(step, rule, batch_size, planned_epochs):
     or rule the kernel does not take (:func:`unavailable`), too little planned work under
     ``auto``, or a kernel that cannot run here (numba or NumPy's gemm symbols missing, or
     other bits than NumPy's step): the last is an error under ``NNFLOW_KERNELS=numba``."""
-    choice = kernel_choice()
     model = step.model
-    if choice == "numpy" or unavailable(model, rule, batch_size) is not None:
+    if unavailable(model, rule, batch_size) is not None:
         return None
-    if choice == "auto" and _compiled is None and network2_kernel.planned_work(
-            model.dims, step.X.shape[0], planned_epochs) < network2_kernel.START_AFTER:
-        return None
-    with _LOCK:
-        kernel, reason = _load()
-        if kernel is not None and not _agrees_with_numpy(kernel, model.dtype, model.activation,
-                                                         model.cost, model.num_layers):
-            kernel, reason = None, "its results differ from NumPy's step on this machine"
-    if kernel is None:
-        if choice == "numba":
-            raise KernelChoiceError(f"NNFLOW_KERNELS=numba, but the Solver's compiled steps "
-                                    f"cannot run: {reason}")
-        return None
-    return _Runner(kernel, step, batch_size)
+    kernel = network2_kernel.choose_kernel(
+        "the Solver's compiled steps", _load, _LOCK, _compiled is not None,
+        network2_kernel.planned_work(model.dims, step.X.shape[0], planned_epochs),
+        lambda k: _agrees_with_numpy(k, model.dtype, model.activation, model.cost, model.num_layers))
+    return None if kernel is None else _Runner(kernel, step, batch_size)
 
 
 def _agrees_with_numpy(kernel, dtype, activation, cost, layers) -> bool:
@@ -313,7 +284,7 @@ def _agrees_with_numpy(kernel, dtype, activation, cost, layers) -> bool:
                                                   cost=cost, init="network2", dtype=dtype, seed=1), X, y)
                  for _ in range(2)]
         runner = _Runner(kernel, steps[0], 5)
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), kernels.uncounted():
             runner(batches, 0, len(batches), 0.7, False)
             compiled_losses = steps[0].losses(runner.outputs[:len(batches)], batches)
             numpy_losses = []

@@ -33,6 +33,7 @@ from then on. ``NNFLOW_KERNELS=numba`` starts them on the first step.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 
@@ -146,15 +147,21 @@ def _load():
     for name, source in _KERNEL_SOURCES.items():
         # (threaded, serial): the serial one for one thread, without the launch of the
         # thread pool's work (measured: 70-100 us per call even on one thread of the pool)
-        compiled[name] = tuple(_jit(numba, source(loop), parallel)
+        compiled[name] = tuple(compile_kernel(source(loop), parallel=parallel)
                                for loop, parallel in ((numba.prange, True), (range, False)))
     _numba, _compiled = numba, compiled
     return compiled
 
 
-def _jit(numba, kernel, parallel):
-    # error_model="numpy": a float division by zero gives inf or nan, as in NumPy, instead
-    # of a check that raises; the check kept LLVM from vectorising the serial loops (5x)
+def compile_kernel(kernel, *, parallel=False):
+    """``kernel`` compiled by numba (imported by the caller), cached on disk when it can be.
+
+    Every compiled kernel of nnflow is made here. ``error_model="numpy"``: a float
+    division by zero gives inf or nan, as in NumPy, instead of a check that raises; the
+    check kept LLVM from vectorising the serial loops (5x).
+    """
+    import numba
+
     options = {"parallel": parallel, "nogil": True, "error_model": "numpy"}
     try:
         return numba.njit(cache=True, **options)(kernel)
@@ -214,6 +221,17 @@ def count_call(path: str) -> None:
     (network2's epochs, :mod:`nnflow.nn.network2_kernel`; the Solver's compiled epochs,
     :mod:`nnflow.nn.fc_kernel`)."""
     _CALLS[path] += 1
+
+
+@contextlib.contextmanager
+def uncounted():
+    """Calls made inside are not counted (a compiled kernel's check against NumPy's step is
+    not the work of the run that triggered it)."""
+    saved = dict(_CALLS)
+    try:
+        yield
+    finally:
+        _CALLS.update(saved)
 
 
 def calls_since(before: dict[str, int]) -> dict[str, int]:

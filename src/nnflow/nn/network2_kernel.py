@@ -40,7 +40,7 @@ import threading
 
 import numpy as np
 
-from nnflow.nn import blas
+from nnflow.nn import blas, kernels
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
 from nnflow.runtime import KernelChoiceError, kernel_choice
 
@@ -288,17 +288,6 @@ def _epoch_source(X, T, perm, steps, Wbs, xa, t, zs, acts, deltas, gwbs,
                         Wb[i, j] = Wb[i, j] - g[i, j]
 
 
-def _jit(source):
-    import numba
-
-    try:
-        return numba.njit(cache=True, nogil=True)(source)
-    except RuntimeError as err:  # no writable cache directory: compile in memory
-        if "cannot cache" not in str(err):
-            raise
-        return numba.njit(nogil=True)(source)
-
-
 def sparse_kernels():
     """``(build, product)``, the compiled kernels of :mod:`nnflow.nn.sparse_input`, or None
     without numba."""
@@ -309,9 +298,9 @@ def sparse_kernels():
         except ImportError:
             return None
         _fma = _fma_intrinsic()
-        _row_product = _jit(_row_product_source)
-        _build, _product, _row_pointers = (_jit(f) for f in (_build_source, _product_source,
-                                                             _row_pointers_source))
+        _row_product = kernels.compile_kernel(_row_product_source)
+        _build, _product, _row_pointers = (kernels.compile_kernel(f) for f in (
+            _build_source, _product_source, _row_pointers_source))
     return _build, _product
 
 
@@ -330,7 +319,7 @@ def _load():
     _dgemm, _sgemm = externals["float64"], externals["float32"]
     _gemm = numba.njit(inline="always")(_gemm_source)
     sparse_kernels()
-    _compiled = _jit(_epoch_source)
+    _compiled = kernels.compile_kernel(_epoch_source)
     return _compiled, None
 
 
@@ -346,7 +335,15 @@ def unavailable(net, m: int) -> str | None:
         return f"dtype {net.dtype}"
     if net.cost is not QuadraticCost and net.cost is not CrossEntropyCost:
         return f"cost {getattr(net.cost, '__name__', net.cost)}"
-    if m < 2 or min(net.sizes) < 2:
+    return shape_unavailable(m, net.sizes)
+
+
+def shape_unavailable(m: int, sizes) -> str | None:
+    """What a compiled epoch (this one and the Solver's, :mod:`nnflow.nn.fc_kernel`) needs of
+    a training besides its network: mini-batches of ``m`` and layers ``sizes`` of at least
+    2, and SciPy's ``expit`` (the NumPy step's sigmoid, which the kernels compute as it
+    does); None when it has them."""
+    if m < 2 or min(sizes) < 2:
         return "a mini-batch or a layer of 1 (NumPy's matmul takes other routines)"
     from nnflow.nn.network2 import _expit
 
@@ -412,21 +409,32 @@ def epoch_runner(net, X, T, m, eta, decay, epochs):
     ``auto``, or a kernel that cannot run here (numba or NumPy's gemm symbols missing, or
     other bits than NumPy's step): the last is an error under ``NNFLOW_KERNELS=numba``.
     ``X``, ``T``: the training inputs and one-hot targets, in the network's dtype."""
-    choice = kernel_choice()
-    if choice == "numpy" or unavailable(net, m) is not None:
+    if unavailable(net, m) is not None:
         return None
-    if choice == "auto" and _compiled is None and planned_work(net.sizes, X.shape[0], epochs) < START_AFTER:
-        return None
-    with _LOCK:
-        kernel, reason = _load()
-        if kernel is not None and not _agrees_with_numpy(kernel, net.dtype, net.cost, len(net.sizes) - 1):
-            kernel, reason = None, "its results differ from NumPy's step on this machine"
+    kernel = choose_kernel("network2's compiled epoch", _load, _LOCK, _compiled is not None,
+                           planned_work(net.sizes, X.shape[0], epochs),
+                           lambda k: _agrees_with_numpy(k, net.dtype, net.cost, len(net.sizes) - 1))
     if kernel is None:
-        if choice == "numba":
-            raise KernelChoiceError(f"NNFLOW_KERNELS=numba, but network2's compiled epoch cannot "
-                                    f"run: {reason}")
         return None
     return _Runner(kernel, net, np.ascontiguousarray(X), np.ascontiguousarray(T), m, eta, decay)
+
+
+def choose_kernel(what, load, lock, loaded, planned, agrees):
+    """The compiled kernel ``load()`` gives (``(kernel, None)`` or ``(None, reason)``) when
+    ``NNFLOW_KERNELS`` takes it -- under ``auto``, once ``loaded`` in this process or when the
+    ``planned`` work reaches :data:`START_AFTER` -- and ``agrees(kernel)`` (it gives NumPy's
+    bits), else None; under ``NNFLOW_KERNELS=numba`` a kernel that cannot run is an error
+    naming ``what`` and why. Shared by network2's epoch and the Solver's compiled steps."""
+    choice = kernel_choice()
+    if choice == "numpy" or (choice == "auto" and not loaded and planned < START_AFTER):
+        return None
+    with lock:
+        kernel, reason = load()
+        if kernel is not None and not agrees(kernel):
+            kernel, reason = None, "its results differ from NumPy's step on this machine"
+    if kernel is None and choice == "numba":
+        raise KernelChoiceError(f"NNFLOW_KERNELS=numba, but {what} cannot run: {reason}")
+    return kernel
 
 
 def _sparse_arrays(net, rows, pointer):
