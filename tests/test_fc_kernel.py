@@ -27,7 +27,7 @@ def _data(n, d, k, seed=0, dtype=np.float64):
 def _solver(path, monkeypatch, *, hidden=(8, 6), d=12, k=4, n=103, activation="sigmoid",
             cost="cross_entropy_sigmoid", dtype=np.float64, batch_size=5, lr=0.7,
             sampling="epoch_shuffle", epochs=3, stop_on_divergence=True, huge_rows=(),
-            update_rule="sgd", **model_args):
+            update_rule="sgd", lr_decay=1.0, **model_args):
     monkeypatch.setenv("NNFLOW_KERNELS", path)
     X, y = _data(n, d, k, dtype=dtype)
     X[list(huge_rows)] = np.finfo(dtype).max  # finite inputs whose products overflow
@@ -37,6 +37,7 @@ def _solver(path, monkeypatch, *, hidden=(8, 6), d=12, k=4, n=103, activation="s
     return Solver(model, {"X_train": X, "y_train": y, "X_val": Xv, "y_val": yv},
                   update_rule=update_rule, optim_config={"learning_rate": lr}, batch_size=batch_size,
                   num_epochs=epochs, sampling=sampling, seed=3, verbose=False, restore_best=False,
+                  lr_decay=lr_decay,
                   stop_on_divergence=stop_on_divergence)
 
 
@@ -56,6 +57,7 @@ def _assert_same(a, b):
     for key in ("train_acc_history", "val_acc_history", "status", "iteration", "epoch",
                 "diverged_iteration", "best_epoch"):
         assert getattr(a, key) == getattr(b, key), key
+    assert a.rng.bit_generator.state == b.rng.bit_generator.state  # the same draws
 
 
 @pytest.fixture
@@ -91,24 +93,75 @@ def test_the_mnist_shape_gives_numpys_bits(monkeypatch):
 
 @pytest.mark.parametrize("cost", ["quadratic_sigmoid", "cross_entropy_sigmoid"])
 @pytest.mark.parametrize("stop", [True, False])
-def test_a_diverging_run_diverges_alike(cost, stop, monkeypatch):
+@pytest.mark.parametrize("sampling", ["epoch_shuffle", "with_replacement"])
+def test_a_diverging_run_diverges_alike(cost, stop, sampling, monkeypatch):
     """A step whose loss is not finite (quadratic cost, NaN outputs) is the Solver's: it stops
     there, or skips that update and goes on; the cross-entropy's loss stays finite and the
     run ends diverged by its parameters. Same bits either way, NaN included."""
     with np.errstate(over="ignore", invalid="ignore"):  # the evaluations before the epochs
-        runs = [_train(path, monkeypatch, cost=cost, activation="relu", epochs=3, huge_rows=(40, 90),
-                       stop_on_divergence=stop)[0] for path in ("numpy", "numba")]
+        huge = (40, 90) if sampling == "epoch_shuffle" else (7, 60)  # in a compiled step, mid-epoch
+        runs = [_train(path, monkeypatch, cost=cost, activation="relu", epochs=3, huge_rows=huge,
+                       stop_on_divergence=stop, sampling=sampling)[0] for path in ("numpy", "numba")]
     losses = np.array(runs[0].loss_history)
+    steps = 21 if sampling == "epoch_shuffle" else 20  # 20 of 5 (then 3), or 20 drawn
     if cost == "quadratic_sigmoid":  # NaN outputs in a step that takes one of the huge rows
         first = int(np.flatnonzero(np.isnan(losses))[0])
-        assert first % 21 not in (0, 20)  # a compiled step (each epoch: 20 of 5, then 3)
-        if stop:
+        assert first % steps not in (0, 19, 20)  # a compiled step, not an epoch's last
+        if stop:  # and the generator left as after drawing up to that step (checked below)
             assert runs[0].status == "diverged" and first == len(losses) - 1
         else:  # that update skipped, training goes on
-            assert runs[0].status == "completed" and len(losses) == 63
+            assert runs[0].status == "completed" and len(losses) == 3 * steps
     else:
         assert np.isfinite(losses).all() and runs[0].status == ("diverged" if stop else "completed")
     _assert_same(*runs)
+
+
+@pytest.mark.parametrize("lr, dtype, compiled", [
+    (np.float64(0.7), np.float32, False),  # NumPy multiplies in float64: its steps run
+    (np.float32(0.7), np.float32, True),
+    (np.float32(0.7), np.float64, True),   # an exact float32 -> float64 conversion either way
+    (np.longdouble(0.7), np.float64, False),
+    (1, np.float32, True),
+])
+def test_a_learning_rate_numpy_would_promote_keeps_numpys_steps(lr, dtype, compiled, monkeypatch):
+    runs = [_train(path, monkeypatch, lr=lr, dtype=dtype, epochs=2, lr_decay=0.9)
+            for path in ("numpy", "numba")]
+    _assert_same(runs[0][0], runs[1][0])
+    assert runs[1][1]["numba"] == (2 if compiled else 0)
+
+
+@pytest.mark.parametrize("change", ["reg", "cost", "activation", "batch_size", "kernels", "rate"])
+def test_what_changes_between_train_calls_is_honoured(change, monkeypatch):
+    """A second train() after a change of the model's settings, the batch size, NNFLOW_KERNELS
+    or a rate's type gives NumPy's numbers (the choice of the compiled steps is made again)."""
+    runs = []
+    for path in ("numpy", "numba"):
+        solver = _solver(path, monkeypatch, epochs=3)
+        solver.train(until_epoch=1)
+        if change == "reg":
+            solver.model.reg = 0.05
+        elif change == "cost":
+            solver.model.cost = "quadratic_sigmoid"
+        elif change == "activation":
+            solver.model.activation = "relu"
+        elif change == "batch_size":
+            solver.batch_size = 8
+        elif change == "kernels" and path == "numba":
+            monkeypatch.setenv("NNFLOW_KERNELS", "numpy")
+        elif change == "rate":
+            for config in solver.optim_configs.values():
+                config["learning_rate"] = np.float32(0.3)
+        before = kernels.calls()
+        solver.train()
+        runs.append((solver, kernels.calls_since(before)["numba"]))
+    _assert_same(runs[0][0], runs[1][0])
+    assert runs[1][1] == (0 if change in ("reg", "kernels") else 2)
+
+
+def test_many_kernel_calls_an_epoch_give_the_same_bits(monkeypatch):
+    """At most OUTPUT_VALUES outputs a kernel call (memory stays bounded): an epoch of many calls."""
+    monkeypatch.setattr(fc_kernel, "OUTPUT_VALUES", 3 * 5 * 4)  # 3 steps a call
+    _assert_same(_train("numpy", monkeypatch)[0], _train("numba", monkeypatch)[0])
 
 
 def test_printed_losses_are_the_same(monkeypatch, capsys):

@@ -222,6 +222,33 @@ def test_edits_between_train_calls_are_honoured():
     _assert_same_state(solver, reference, losses + more + again, configs)
 
 
+@pytest.mark.parametrize("change", [("activation", "relu"), ("activation", "tanh"),
+                                    ("cost", "quadratic_sigmoid"), ("cost", "softmax")])
+def test_a_model_setting_changed_between_train_calls_is_honoured(change, monkeypatch):
+    """The fast step is made for the model's activation and cost: after a change it is made
+    anew, so the next epochs are model.loss's (NumPy's step here: NNFLOW_KERNELS=numpy)."""
+    monkeypatch.setenv("NNFLOW_KERNELS", "numpy")
+    data = _data(np.float64)
+    model, reference = _net("sigmoid-ce"), _net("sigmoid-ce")
+    solver = _solver(model, data, "sgd", "epoch_shuffle", epochs=2)
+    solver.train(until_epoch=1)
+    losses, configs = _reference(reference, data, "sgd", "epoch_shuffle", epochs=1)
+    for m in (model, reference):
+        setattr(m, *change)
+    solver.train()
+    rng = np.random.default_rng(7)
+    rng.permutation(N)  # the reference's generator after epoch 1
+    more = []
+    for idx in np.array_split(rng.permutation(N), range(10, N, 10)):
+        loss, grads = reference.loss(data["X_train"][idx], data["y_train"][idx])
+        more.append(float(loss))
+        for p in reference.params:
+            reference.params[p], configs[p] = optim.sgd(reference.params[p], grads[p], configs[p])
+    for cfg in configs.values():
+        cfg["learning_rate"] *= 0.9
+    _assert_same_state(solver, reference, losses + more, configs)
+
+
 def _continue(model, data, configs, rng):
     """One more epoch of the reference loop with the given configs and generator."""
     perm = rng.permutation(N)

@@ -19,9 +19,12 @@ result rounded to the array's dtype where NumPy stores it:
 
 The loss of each step, which the update does not need, is left to NumPy: the kernel keeps
 each step's sigmoid outputs and :meth:`FCTrainingStep.losses` computes the losses of a run of
-steps in one batched pass of the same operations. A quadratic-cost step whose outputs hold a
-NaN (its loss is not finite, and the Solver does not update then) ends the run before its
-update; the Solver takes that step itself.
+steps in one batched pass of the same operations (a run of at most :data:`OUTPUT_VALUES`
+outputs, so memory stays bounded). A quadratic-cost step whose outputs hold a NaN (its loss
+is not finite, and the Solver does not update then) ends the run before its update; the
+Solver takes that step itself. A NaN is NaN on both paths, but its sign bit may differ after
+a divergence: IEEE 754 leaves it to the implementation, and LLVM may swap the operands of an
+addition where NumPy's loop keeps the first NaN.
 
 Which path runs follows ``NNFLOW_KERNELS`` as for network2's epoch: ``numpy``; ``numba`` (an
 error when numba or NumPy's gemm symbols are missing); ``auto``, the default: the kernel when
@@ -45,13 +48,16 @@ import threading
 
 import numpy as np
 
-from nnflow.nn import blas, kernels, network2_kernel
+from nnflow.nn import blas, fc_step, kernels, network2_kernel
 
 __all__ = ["epoch_runner", "unavailable", "unsupported"]
 
 log = logging.getLogger(__name__)
 
 _COSTS = ("cross_entropy_sigmoid", "quadratic_sigmoid")
+# Steps per kernel call: at most this many sigmoid outputs kept for their losses (which
+# take four more arrays of that size), so memory stays bounded whatever N and K.
+OUTPUT_VALUES = 1 << 20
 _ACTIVATIONS = ("sigmoid", "relu")
 _LOCK = threading.Lock()
 _compiled = None  # the numba dispatcher, once loaded
@@ -82,8 +88,9 @@ def _steps_source(X, T, batches, first, last, Ws, bs, gWs, gbs, x, hs, dhs, outs
     """Steps ``first`` to ``last - 1``: mini-batch ``batches[s]`` of rows of ``X`` (one-hot
     targets ``T``), the step of ``FCTrainingStep`` and SGD on the layers' ``Ws``, ``bs``
     (gradients into ``gWs``, ``gbs``); ``x``, ``hs``, ``dhs``: the step's work arrays (as
-    ``fc_step._Buffers``); ``outs[s]``: the step's sigmoid outputs, for its loss. Returns
-    ``last``, or the step whose outputs hold a NaN when ``stop_on_nan`` (not updated)."""
+    ``fc_step._Buffers``); ``outs[s - first]``: step ``s``'s sigmoid outputs, for its loss.
+    Returns ``last``, or the step whose outputs hold a NaN when ``stop_on_nan`` (not
+    updated)."""
     m, d = x.shape
     L = len(Ws)
     k = outs.shape[2]
@@ -92,7 +99,7 @@ def _steps_source(X, T, batches, first, last, Ws, bs, gWs, gbs, x, hs, dhs, outs
             src = batches[step, r]
             for c in range(d):
                 x[r, c] = X[src, c]
-        a = outs[step]
+        a = outs[step - first]
         nan = False
         for l in range(L):
             h = x if l == 0 else hs[l - 1]
@@ -188,7 +195,7 @@ def unsupported(*, activation, cost, reg, update_rule: str) -> str | None:
 def unavailable(model, rule, batch_size: int) -> str | None:
     """Why the compiled steps cannot train ``model`` with ``rule`` on mini-batches of
     ``batch_size`` (None: they can)."""
-    from nnflow.nn import fc_step, optim
+    from nnflow.nn import optim
 
     if not fc_step.supports(model):
         return "not a plain FullyConnectedNet (batchnorm, dropout or an overridden loss)"
@@ -198,14 +205,23 @@ def unavailable(model, rule, batch_size: int) -> str | None:
     return reason if reason is not None else network2_kernel.shape_unavailable(batch_size, model.dims)
 
 
+def settings(model):
+    """What of a net the compiled steps are made for (a change makes the Solver choose again):
+    the fast step's settings and the L2 term."""
+    return (*fc_step.settings(model), model.reg)
+
+
 class _Runner:
     """The compiled steps bound to one :class:`FCTrainingStep`'s model, data and work arrays
-    for mini-batches of ``m``; the gradients go where the step's go (``step.grads``)."""
+    for mini-batches of ``m``; the gradients go where the step's go (``step.grads``). A
+    call runs at most :attr:`chunk` steps."""
 
     def __init__(self, kernel, step, m):
         model = step.model
         names = range(1, model.num_layers + 1)
         self.kernel, self.step, self.m = kernel, step, m
+        self.settings = settings(model)
+        self.chunk = max(1, OUTPUT_VALUES // (m * model.dims[-1]))
         buf = step._buffers_for(m)
         self.weights = tuple(model.params[f"W{i}"] for i in names)
         self.biases = tuple(model.params[f"b{i}"] for i in names)
@@ -218,28 +234,42 @@ class _Runner:
         self.outputs = np.empty((0, m, model.dims[-1]), dtype=model.dtype)
 
     def bound_to(self, step) -> bool:
-        """Whether this runner still computes ``step`` (the same model, parameters and
-        gradient arrays: a FlatUpdate rebinds ``params`` only to its own views, once)."""
+        """Whether this runner still computes ``step`` (the same model settings, parameters
+        and gradient arrays: a FlatUpdate rebinds ``params`` only to its own views, once)."""
         model = step.model
-        return (step is self.step and all(model.params[f"W{i}"] is w for i, w in enumerate(self.weights, 1))
+        return (step is self.step and settings(model) == self.settings
+                and all(model.params[f"W{i}"] is w for i, w in enumerate(self.weights, 1))
                 and all(model.params[f"b{i}"] is b for i, b in enumerate(self.biases, 1)))
 
+    def takes_rate(self, lr) -> bool:
+        """Whether ``w - lr * dw`` in the weights' dtype is NumPy's for this learning rate: a
+        Python number, or a NumPy scalar that does not promote the product (a float64 rate
+        on float32 weights makes NumPy multiply in float64: its steps run then)."""
+        dtype = self.step.dtype
+        value = kernels.operand(lr, dtype)
+        return value is not None and np.result_type(value, dtype) == dtype
+
     def __call__(self, batches, first, last, lr, stop_on_nan):
-        """Steps ``first..last-1`` of ``batches`` ((steps, m) row indices of the step's data)
-        with learning rate ``lr``; returns the step it stopped before (``last``: none).
-        Each step's outputs stay in :attr:`outputs` (row ``s``) until the next call."""
+        """Steps ``first..last-1`` (at most :attr:`chunk`) of ``batches`` ((steps, m) row
+        indices of the step's data) with learning rate ``lr`` (:meth:`takes_rate`); returns
+        the step it stopped before (``last``: none). Step ``s``'s outputs stay in
+        :attr:`outputs` (row ``s - first``) until the next call."""
         n = self.step.X.shape[0]
         batches = np.ascontiguousarray(batches, dtype=np.int64)
-        if batches.ndim != 2 or batches.shape[1] != self.m or not 0 <= first <= last <= batches.shape[0]:
+        if (batches.ndim != 2 or batches.shape[1] != self.m or not 0 <= first <= last <= batches.shape[0]
+                or last - first > self.chunk):
             raise ValueError(f"compiled steps: batches must be (steps, {self.m}) and 0 <= first <= "
-                             f"last <= steps, got {batches.shape}, {first}, {last}")
+                             f"last <= steps, last - first <= {self.chunk}, got {batches.shape}, "
+                             f"{first}, {last}")
+        if not self.takes_rate(lr):
+            raise ValueError(f"compiled steps: learning rate {lr!r} is not taken (see takes_rate)")
         chosen = batches[first:last]
         if chosen.size and not 0 <= chosen.min() <= chosen.max() < n:
             # the kernel does not check its indices: a bad one would read outside X
             raise ValueError(f"compiled steps: batches must be indices of the {n} training "
                              f"examples, got {chosen.min()}..{chosen.max()}")
-        if self.outputs.shape[0] < batches.shape[0]:
-            self.outputs = np.empty((batches.shape[0], *self.outputs.shape[1:]), self.outputs.dtype)
+        if self.outputs.shape[0] < last - first:
+            self.outputs = np.empty((last - first, *self.outputs.shape[1:]), self.outputs.dtype)
         dtype = self.step.dtype.type
         is64, relu, quadratic = self.flags
         m_scalar, one, zero = self.scalars

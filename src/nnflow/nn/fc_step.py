@@ -28,7 +28,7 @@ import numpy as np
 from nnflow.nn import layers
 from nnflow.nn.costs import CrossEntropyCost, QuadraticCost
 
-__all__ = ["FCTrainingStep", "supports"]
+__all__ = ["FCTrainingStep", "settings", "supports"]
 
 
 def supports(model):
@@ -45,6 +45,12 @@ def supports(model):
             and cls._reg_loss is FullyConnectedNet._reg_loss
             and cls._add_reg_gradient is FullyConnectedNet._add_reg_gradient
             and model.normalization is None and not model.use_dropout)
+
+
+def settings(model):
+    """What of ``model`` an :class:`FCTrainingStep` is made for: a step made before any of it
+    changed does not compute ``model.loss`` any more (the Solver makes a new one)."""
+    return model.dtype, tuple(model.dims), model.activation, model.cost
 
 
 class _Buffers:
@@ -81,6 +87,7 @@ class FCTrainingStep:
         from nnflow.nn.network2 import _expit
 
         self.model = model
+        self.settings = settings(model)
         self.dtype = model.dtype
         self.dims = list(model.dims)
         self.num_layers = model.num_layers

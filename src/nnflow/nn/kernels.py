@@ -10,7 +10,7 @@ variable ``NNFLOW_KERNELS`` (``auto``, the default: numba when installed; ``nump
 Same numbers as NumPy, bit for bit: every kernel does the ufunc sequence of its NumPy
 rule, operation by operation, rounding each intermediate to the array's dtype exactly
 where NumPy stores into its scratch buffer (``cast(...)``), and each scalar takes the
-type NumPy's promotion gives it (:func:`_operand`: a Python float becomes the array's
+type NumPy's promotion gives it (:func:`operand`: a Python float becomes the array's
 dtype, a NumPy float64 scalar keeps float64 for that one operation, as in NumPy). No
 fastmath, so no FMA contraction and no reassociation. The rules are elementwise, so the
 result does not depend on how many threads share the loop.
@@ -192,8 +192,9 @@ def _start_threads(numba):
     numba.get_num_threads()  # starts the pool
 
 
-def _operand(x, dtype):
-    """The scalar ``x`` as NumPy's ufuncs combine it with an array of ``dtype`` (None: not taken)."""
+def operand(x, dtype):
+    """The scalar ``x`` as NumPy's ufuncs combine it with an array of ``dtype`` (None: not taken):
+    a Python float or int as ``dtype``, a NumPy float32 or float64 scalar as itself."""
     kind = type(x)
     if kind is float or kind is int or (_NUMPY_SCALARS_ARE_WEAK and kind in _SCALARS):
         return dtype.type(x)
@@ -266,7 +267,7 @@ def _try_kernel(name, arrays, scalars):
         for other in arrays[i + 1:]:
             if np.may_share_memory(arr, other):
                 return False
-    operands = [_operand(x, dtype) for x in scalars]
+    operands = [operand(x, dtype) for x in scalars]
     if None in operands:
         return False
     kernels = _compiled

@@ -60,6 +60,7 @@ from nnflow.nn import checks, fc_kernel, fc_step, kernels, optim
 from nnflow.nn import initializers as _init
 from nnflow.nn.flat_update import ELEMENTWISE_RULES, FlatUpdate
 from nnflow.nn.model_io import load_model, save_model
+from nnflow.runtime import kernel_choice
 
 __all__ = ["Solver", "SAMPLINGS"]
 
@@ -253,7 +254,8 @@ class Solver:
         """
         model, rule = self.model, self.update_rule
         if rule in ELEMENTWISE_RULES and fc_step.supports(model) and (
-                self._fast_step is None or self._fast_step.model is not model):
+                self._fast_step is None or self._fast_step.model is not model
+                or self._fast_step.settings != fc_step.settings(model)):
             names = list(model.params)
             self._fast_step = fc_step.FCTrainingStep(model, self.X_train, self.y_train)
             self._flat_update = FlatUpdate(rule, model.params, names) if FlatUpdate.fits(
@@ -299,45 +301,63 @@ class Solver:
 
     def _compiled_steps(self, fused):
         """The compiled steps (:mod:`nnflow.nn.fc_kernel`) for this epoch, or None: they take
-        the fast step's plain nets trained by ``sgd`` through the fused update."""
+        the fast step's plain nets trained by ``sgd`` through the fused update. Chosen again
+        when what the choice depends on changed between epochs (the model's settings, the
+        rule, the batch size, ``NNFLOW_KERNELS``)."""
         fast = self._fast_step
         if not fused or fast is None or fast.model is not self.model:
             return None
+        key = (fast, self.update_rule, self.batch_size, fc_kernel.settings(self.model), kernel_choice())
         decided_for, runner = self._runner or (None, None)
-        if decided_for is not fast or (runner is not None and not runner.bound_to(fast)):
+        if decided_for != key or (runner is not None and not runner.bound_to(fast)):
             runner = fc_kernel.epoch_runner(fast, self.update_rule, self.batch_size,
                                             self.num_epochs - self.epoch)
-            self._runner = (fast, runner)
+            self._runner = (key, runner)
         return runner
 
     def _compiled_epoch(self, runner, loss_and_grads, update):
         """One epoch with the compiled steps: the mini-batches drawn as :meth:`_batches` draws
         them; the first (whose update call completes the rule's config) and a smaller last one
         by NumPy's step, as is a step with a non-finite loss (which the kernel stops before).
-        The losses of the compiled steps come from one batched pass afterwards (the step's
-        :meth:`~nnflow.nn.fc_step.FCTrainingStep.losses`). Returns whether training diverged."""
+        The losses of the compiled steps come from one batched pass per kernel call (the
+        step's :meth:`~nnflow.nn.fc_step.FCTrainingStep.losses`). A learning rate NumPy would
+        promote (:meth:`~nnflow.nn.fc_kernel._Runner.takes_rate`) keeps NumPy's steps.
+        Returns whether training diverged."""
+        drawn_from = self.rng.bit_generator.state  # a copy
         batches = list(self._batches())
         full = len(batches) - (batches[-1].shape[0] != self.batch_size if batches else 0)
         index = np.array(batches[:full], dtype=np.int64).reshape(full, self.batch_size)
-        position = stop = 0
+        position, numpy_step, compiled = 0, True, False
+        quadratic = self.model.cost == "quadratic_sigmoid"
         while position < full:
-            if position == stop:  # the first step, or one whose loss is not finite
+            lr = self._flat_update.config.get("learning_rate")
+            if numpy_step or not runner.takes_rate(lr):
                 if self._stops(self._step(index[position], loss_and_grads, update)):
+                    self._draw_only(drawn_from, position + 1)
                     return True
-                position += 1
+                position, numpy_step = position + 1, False
                 continue
-            lr = self._flat_update.config["learning_rate"]
-            stop = runner(index, position, full, lr, self.model.cost == "quadratic_sigmoid")
-            for loss in runner.step.losses(runner.outputs[position:stop], index[position:stop]):
+            last = min(full, position + runner.chunk)
+            stop = runner(index, position, last, lr, quadratic)
+            for loss in runner.step.losses(runner.outputs[:stop - position], index[position:stop]):
                 self.loss_history.append(float(loss))
                 self.iteration += 1
                 self._stops(True)
-            position = stop
-        if full > 1:
+            # the kernel stopped before a step whose loss is not finite: NumPy's step takes it
+            position, numpy_step, compiled = stop, stop < last, True
+        if compiled:
             kernels.count_call("numba")
         if full < len(batches):
             return self._stops(self._step(batches[-1], loss_and_grads, update))
         return False
+
+    def _draw_only(self, state, count):
+        """Leave :attr:`rng` as the NumPy loop leaves it after drawing ``count`` mini-batches
+        of the epoch that began in ``state`` (the compiled epoch drew all of them)."""
+        self.rng.bit_generator.state = state
+        batches = self._batches()
+        for _ in range(count):
+            next(batches)
 
     def _batches(self):
         n = self.X_train.shape[0]
