@@ -300,10 +300,8 @@ class Solver:
         return not ok and self.stop_on_divergence
 
     def _compiled_steps(self, fused):
-        """The compiled steps (:mod:`nnflow.nn.fc_kernel`) for this epoch, or None: they take
-        the fast step's plain nets trained by ``sgd`` through the fused update. Chosen again
-        when what the choice depends on changed between epochs (the model's settings, the
-        rule, the batch size, ``NNFLOW_KERNELS``)."""
+        """The compiled steps (:mod:`nnflow.nn.fc_kernel`) for this epoch, or None; chosen
+        again when the model's settings, the rule, batch size or ``NNFLOW_KERNELS`` changed."""
         fast = self._fast_step
         if not fused or fast is None or fast.model is not self.model:
             return None
@@ -316,13 +314,10 @@ class Solver:
         return runner
 
     def _compiled_epoch(self, runner, loss_and_grads, update):
-        """One epoch with the compiled steps: the mini-batches drawn as :meth:`_batches` draws
-        them; the first (whose update call completes the rule's config) and a smaller last one
-        by NumPy's step, as is a step with a non-finite loss (which the kernel stops before).
-        The losses of the compiled steps come from one batched pass per kernel call (the
-        step's :meth:`~nnflow.nn.fc_step.FCTrainingStep.losses`). A learning rate NumPy would
-        promote (:meth:`~nnflow.nn.fc_kernel._Runner.takes_rate`) keeps NumPy's steps.
-        Returns whether training diverged."""
+        """One epoch with the compiled steps (whether it diverged): NumPy's step takes the first
+        mini-batch (its update completes the rule's config), a smaller last one, one whose loss
+        is not finite (the kernel stops before it) and a rate the kernel does not take; the
+        compiled steps' losses come from one batched pass per kernel call."""
         drawn_from = self.rng.bit_generator.state  # a copy
         batches = list(self._batches())
         full = len(batches) - (batches[-1].shape[0] != self.batch_size if batches else 0)
