@@ -238,19 +238,12 @@ def test_a_model_setting_changed_between_train_calls_is_honoured(change, monkeyp
     solver.train()
     rng = np.random.default_rng(7)
     rng.permutation(N)  # the reference's generator after epoch 1
-    more = []
-    for idx in np.array_split(rng.permutation(N), range(10, N, 10)):
-        loss, grads = reference.loss(data["X_train"][idx], data["y_train"][idx])
-        more.append(float(loss))
-        for p in reference.params:
-            reference.params[p], configs[p] = optim.sgd(reference.params[p], grads[p], configs[p])
-    for cfg in configs.values():
-        cfg["learning_rate"] *= 0.9
+    more, configs = _continue(reference, data, configs, rng, optim.sgd)
     _assert_same_state(solver, reference, losses + more, configs)
 
 
-def _continue(model, data, configs, rng):
-    """One more epoch of the reference loop with the given configs and generator."""
+def _continue(model, data, configs, rng, rule=optim.sgd_momentum):
+    """One more epoch of the reference loop with the given configs, generator and rule."""
     perm = rng.permutation(N)
     losses = []
     for k in range(0, N, 10):
@@ -258,7 +251,7 @@ def _continue(model, data, configs, rng):
         loss, grads = model.loss(data["X_train"][idx], data["y_train"][idx])
         losses.append(float(loss))
         for p in model.params:
-            model.params[p], configs[p] = optim.sgd_momentum(model.params[p], grads[p], configs[p])
+            model.params[p], configs[p] = rule(model.params[p], grads[p], configs[p])
     for cfg in configs.values():
         cfg["learning_rate"] *= 0.9
     return losses, configs
