@@ -50,7 +50,7 @@ import numpy as np
 
 from nnflow.nn import blas, fc_step, kernels, network2_kernel
 
-__all__ = ["epoch_runner", "unavailable", "unsupported"]
+__all__ = ["epoch_runner", "unavailable"]
 
 log = logging.getLogger(__name__)
 
@@ -178,20 +178,6 @@ def _load():
     return _compiled, None
 
 
-def unsupported(*, activation, cost, reg, update_rule: str) -> str | None:
-    """Why the compiled steps cannot train a net of these settings (None: they can, given a
-    plain net and mini-batches and layers of at least 2, see :func:`unavailable`)."""
-    if update_rule != "sgd":
-        return f"update rule {update_rule} (the compiled steps do sgd)"
-    if activation not in _ACTIVATIONS:
-        return f"activation {activation} (NumPy's {activation} has its own last bits)"
-    if cost not in _COSTS:
-        return f"cost {cost} (the softmax takes NumPy's exp, whose last bits differ)"
-    if reg:
-        return "an L2 term (reg > 0)"
-    return None
-
-
 def unavailable(model, rule, batch_size: int) -> str | None:
     """Why the compiled steps cannot train ``model`` with ``rule`` on mini-batches of
     ``batch_size`` (None: they can)."""
@@ -201,8 +187,13 @@ def unavailable(model, rule, batch_size: int) -> str | None:
         return "not a plain FullyConnectedNet (batchnorm, dropout or an overridden loss)"
     if rule is not optim.sgd:
         return f"update rule {getattr(rule, '__name__', rule)} (the compiled steps do optim.sgd)"
-    reason = unsupported(activation=model.activation, cost=model.cost, reg=model.reg, update_rule="sgd")
-    return reason if reason is not None else network2_kernel.shape_unavailable(batch_size, model.dims)
+    if model.activation not in _ACTIVATIONS:
+        return f"activation {model.activation} (NumPy's {model.activation} has its own last bits)"
+    if model.cost not in _COSTS:
+        return f"cost {model.cost} (the softmax takes NumPy's exp, whose last bits differ)"
+    if model.reg:
+        return "an L2 term (reg > 0)"
+    return network2_kernel.shape_unavailable(batch_size, model.dims)
 
 
 def settings(model):
@@ -220,7 +211,6 @@ class _Runner:
         model = step.model
         names = range(1, model.num_layers + 1)
         self.kernel, self.step, self.m = kernel, step, m
-        self.settings = settings(model)
         self.chunk = max(1, OUTPUT_VALUES // (m * model.dims[-1]))
         buf = step._buffers_for(m)
         self.weights = tuple(model.params[f"W{i}"] for i in names)
@@ -234,10 +224,11 @@ class _Runner:
         self.outputs = np.empty((0, m, model.dims[-1]), dtype=model.dtype)
 
     def bound_to(self, step) -> bool:
-        """Whether this runner still computes ``step`` (the same model settings, parameters
-        and gradient arrays: a FlatUpdate rebinds ``params`` only to its own views, once)."""
+        """Whether this runner still computes ``step``: the same step and parameter arrays (a
+        FlatUpdate rebinds ``params`` only to its own views, once; the Solver chooses again
+        when the model's :func:`settings` change)."""
         model = step.model
-        return (step is self.step and settings(model) == self.settings
+        return (step is self.step
                 and all(model.params[f"W{i}"] is w for i, w in enumerate(self.weights, 1))
                 and all(model.params[f"b{i}"] is b for i, b in enumerate(self.biases, 1)))
 
